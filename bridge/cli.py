@@ -1,0 +1,129 @@
+"""Command line: `bridge run|serve|demo|ask|check|migrate|mock-backend|discord-invite`.
+
+Each command's work lives in the module that owns it; this file only parses arguments,
+loads settings and turns `ConfigError` into one readable line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from bridge.config import Settings, load_settings
+from bridge.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.app import run_workers
+
+    return asyncio.run(run_workers(settings))
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.app import serve_web
+
+    if args.port is not None:
+        settings = settings.model_copy(update={"port": args.port})
+    return asyncio.run(serve_web(settings))
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.console import run_demo
+
+    return asyncio.run(run_demo(backend=args.backend, once=args.once, delay=args.delay))
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.ask import run_ask
+
+    return asyncio.run(
+        run_ask(settings, args.question, backend=args.backend, conversation_id=args.conversation)
+    )
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.check import run_check
+
+    return asyncio.run(run_check(settings))
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.store import migrate_database
+
+    version = asyncio.run(migrate_database(settings.database_url))
+    print(f"database schema is at version {version}")
+    return 0
+
+
+def _cmd_mock_backend(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.testing.mock_backend import serve_forever
+
+    return asyncio.run(serve_forever(host=args.host, port=args.port, delay=args.delay))
+
+
+def _cmd_discord_invite(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.discord.invite import invite_url
+
+    print(invite_url(args.application_id))
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bridge", description="Hosted AI chatbot in Slack and Discord."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("run", _cmd_run, "run the configured chat platforms (Slack Socket Mode, Discord)")
+    serve = add("serve", _cmd_serve, "serve Slack HTTP events, /healthz, /readyz, /metrics on $PORT")
+    serve.add_argument("--port", type=int, default=None, help="override $PORT")
+
+    demo = add("demo", _cmd_demo, "offline chat in the terminal against a built-in mock backend")
+    demo.add_argument("--backend", choices=["wonderchat", "widget"], default="wonderchat")
+    demo.add_argument("--once", metavar="QUESTION", help="ask one question and exit")
+    demo.add_argument(
+        "--delay", type=float, default=0.04, help="seconds between mock chunks (default 0.04)"
+    )
+
+    ask = add("ask", _cmd_ask, "ask the configured backend one question, streamed to the terminal")
+    ask.add_argument("question")
+    ask.add_argument("--backend", choices=["wonderchat", "widget"], default=None)
+    ask.add_argument("--conversation", metavar="ID", default=None, help="continue a conversation")
+
+    add("check", _cmd_check, "validate configuration and test every credential")
+    add("migrate", _cmd_migrate, "create or upgrade the database schema")
+
+    mock = add("mock-backend", _cmd_mock_backend, "run the mock Wonderchat + Widget backend")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8090)
+    mock.add_argument("--delay", type=float, default=0.04, help="seconds between chunks")
+
+    invite = add("discord-invite", _cmd_discord_invite, "print the Discord bot invite link")
+    invite.add_argument("application_id", help="the application id from the Developer Portal")
+    return parser
+
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.handler(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,197 @@
+"""One typed settings object, read from the environment and an optional `.env` file.
+
+The variable names are a public contract (DESIGN.md): deploy scripts rely on them.
+Secrets are `SecretStr`, so printing the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bridge.errors import ConfigError
+
+BackendName = Literal["wonderchat", "widget"]
+
+DEFAULT_WONDERCHAT_API_URL = "https://app.wonderchat.io"
+DEFAULT_SUGGESTED_PROMPTS = (
+    "What can you help me with?",
+    "Summarize the latest documentation changes",
+)
+
+CommaSet = Annotated[frozenset[str], NoDecode]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `a,b, c`, a JSON list, or an already-parsed collection."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return frozenset(str(item).strip() for item in json.loads(text) if str(item).strip())
+        return frozenset(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the bridge can be told. Only the variables of the platforms you use
+    are required; `require_*` methods say which are missing for a given job."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str | None = None
+    slack_streaming: Literal["auto", "native", "update"] = "auto"
+    slack_suggested_prompts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SUGGESTED_PROMPTS
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+    discord_guild_id: int | None = None
+    discord_message_content: bool = False
+    discord_allow_dms: bool = True
+
+    # Backends
+    bridge_backend: BackendName | None = None
+    wonderchat_chatbot_id: str | None = None
+    wonderchat_api_url: str = DEFAULT_WONDERCHAT_API_URL
+    wonderchat_context: str | None = None
+    widget_api_url: str | None = None
+    widget_api_key: SecretStr | None = None
+    widget_model: str = "default"
+
+    # Backend timeouts and retries (seconds / count)
+    bridge_connect_timeout: float = Field(10.0, gt=0)
+    bridge_first_event_timeout: float = Field(60.0, gt=0)
+    bridge_idle_timeout: float = Field(60.0, gt=0)
+    bridge_backend_retries: int = Field(2, ge=0, le=10)
+
+    # Storage and HTTP
+    database_url: str = "sqlite:///bridge.db"
+    bridge_store_text: bool = False
+    port: int = Field(8080, ge=1, le=65535)
+
+    # Relay behaviour
+    bridge_edit_interval: float = Field(1.0, ge=0.05)
+    bridge_max_concurrency: int = Field(16, ge=1)
+    bridge_user_rate_per_minute: int = Field(10, ge=0)
+    bridge_max_question_chars: int = Field(4000, ge=1)
+    bridge_drain_seconds: float = Field(25.0, ge=0)
+    bridge_allowed_channels: CommaSet = frozenset()
+    bridge_allowed_guilds: CommaSet = frozenset()
+    bridge_allowed_users: CommaSet = frozenset()
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+
+    _split_sets = field_validator(
+        "bridge_allowed_channels", "bridge_allowed_guilds", "bridge_allowed_users", mode="before"
+    )(_split_list)
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _split_prompts(cls, value: Any) -> Any:
+        """Prompts are separated by `|` (commas are common inside prompts) or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(str(item) for item in json.loads(text))
+            return tuple(part.strip() for part in text.split("|") if part.strip())
+        return value
+
+    @field_validator("log_level", "log_format", "slack_streaming", "bridge_backend", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("wonderchat_api_url", "widget_api_url", mode="after")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    # What is configured -------------------------------------------------------------
+
+    @property
+    def wonderchat_configured(self) -> bool:
+        return bool(self.wonderchat_chatbot_id)
+
+    @property
+    def widget_configured(self) -> bool:
+        return bool(self.widget_api_url and self.widget_api_key)
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_configured(self) -> bool:
+        return self.discord_token is not None
+
+    def backend_name(self) -> BackendName:
+        """The backend to use: `BRIDGE_BACKEND`, else whichever one is configured.
+
+        Raises:
+            ConfigError: naming the variables to set when none (or not the chosen one) is.
+        """
+        chosen = self.bridge_backend
+        if chosen is None:
+            if self.wonderchat_configured:
+                return "wonderchat"
+            if self.widget_configured:
+                return "widget"
+            raise ConfigError(
+                "no chat backend is configured: set WONDERCHAT_CHATBOT_ID "
+                "(and optionally WONDERCHAT_API_URL) for Wonderchat, or WIDGET_API_URL and "
+                "WIDGET_API_KEY (and optionally WIDGET_MODEL) for the Widget API"
+            )
+        if chosen == "wonderchat" and not self.wonderchat_configured:
+            raise ConfigError("BRIDGE_BACKEND=wonderchat needs WONDERCHAT_CHATBOT_ID to be set")
+        if chosen == "widget" and not self.widget_configured:
+            raise ConfigError("BRIDGE_BACKEND=widget needs WIDGET_API_URL and WIDGET_API_KEY")
+        return chosen
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for the log redactor; never log this list."""
+        secrets = (
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.discord_token,
+            self.widget_api_key,
+        )
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One readable line for one validation error: the variable, what is expected, what was given."""
+    variable = str(error["loc"][0]).upper() if error.get("loc") else "configuration"
+    message = str(error.get("msg", "invalid value"))
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {str(given)[:40]!r})"
+    if variable.endswith(("TOKEN", "SECRET", "KEY")):
+        shown = ""  # never echo a secret, even a malformed one
+    return f"{variable}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and `.env`).
+
+    Raises:
+        ConfigError: with one line per bad variable, instead of pydantic's traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(dict(err)) for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,47 @@
+"""One root exception for the bridge; every failure we raise on purpose is a subclass.
+
+Backend HTTP statuses and platform rate limits are mapped to these in one place each
+(the backend clients, the platform surfaces), so callers branch on types, not strings.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Root of every error the bridge raises deliberately."""
+
+
+class ConfigError(BridgeError):
+    """Configuration is missing or invalid; the message is one readable line per problem."""
+
+
+class SSEError(BridgeError):
+    """The event stream broke a hard limit (for example a single event over the size cap)."""
+
+
+class BackendError(BridgeError):
+    """A backend request failed.
+
+    Attributes:
+        user_message: text safe to show in chat (no secrets, no tracebacks).
+        retryable: whether asking again later could help.
+    """
+
+    def __init__(self, user_message: str, *, retryable: bool = False) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.retryable = retryable
+
+
+class PlatformRateLimited(BridgeError):
+    """A chat platform answered 429; wait `retry_after` seconds before the next call."""
+
+    def __init__(self, retry_after: float, platform: str = "") -> None:
+        super().__init__(f"{platform or 'platform'} rate limited; retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+        self.platform = platform
+
+
+class PlatformError(BridgeError):
+    """A chat platform refused a call for a reason that retrying will not fix
+    (missing permission, deleted channel, closed DMs)."""
