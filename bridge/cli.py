@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add("run", _cmd_run, "run the configured chat platforms (Slack Socket Mode, Discord)")
-    serve = add("serve", _cmd_serve, "serve Slack HTTP events, /healthz, /readyz, /metrics on $PORT")
+    serve = add("serve", _cmd_serve, "serve Slack HTTP events and /healthz, /readyz, /metrics")
     serve.add_argument("--port", type=int, default=None, help="override $PORT")
 
     demo = add("demo", _cmd_demo, "offline chat in the terminal against a built-in mock backend")
@@ -113,8 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     invite = add("discord-invite", _cmd_discord_invite, "print the Discord bot invite link")
     invite.add_argument("application_id", help="the application id from the Developer Portal")
     return parser
-
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

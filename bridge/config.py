@@ -174,7 +174,7 @@ class Settings(BaseSettings):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    """One readable line for one validation error: the variable, what is expected, what was given."""
+    """One readable line per validation error: variable, what is expected, what was given."""
     variable = str(error["loc"][0]).upper() if error.get("loc") else "configuration"
     message = str(error.get("msg", "invalid value"))
     given = error.get("input")

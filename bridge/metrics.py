@@ -15,7 +15,8 @@ _SLOW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 QUESTIONS = Counter("bridge_questions_total", "Questions received", ["platform"])
 ANSWERS = Counter(
-    "bridge_answers_total", "Answers by outcome (done, error, interrupted, refused)",
+    "bridge_answers_total",
+    "Answers by outcome (done, error, interrupted, refused)",
     ["platform", "outcome"],
 )
 PLATFORM_CALLS = Counter(
@@ -25,16 +26,21 @@ PLATFORM_RATE_LIMITED = Counter(
     "bridge_platform_rate_limited_total", "HTTP 429 answers from chat platforms", ["platform"]
 )
 BACKEND_FIRST_EVENT = Histogram(
-    "bridge_backend_first_event_seconds", "Backend latency to the first event",
-    ["backend"], buckets=_SLOW_BUCKETS,
+    "bridge_backend_first_event_seconds",
+    "Backend latency to the first event",
+    ["backend"],
+    buckets=_SLOW_BUCKETS,
 )
 BACKEND_TOTAL = Histogram(
-    "bridge_backend_total_seconds", "Backend latency to the end of the answer",
-    ["backend"], buckets=_SLOW_BUCKETS,
+    "bridge_backend_total_seconds",
+    "Backend latency to the end of the answer",
+    ["backend"],
+    buckets=_SLOW_BUCKETS,
 )
 BRIDGE_ADDED = Histogram(
     "bridge_added_latency_seconds",
     "Time the bridge adds: question received to first text shown, minus backend wait",
-    ["platform"], buckets=_FAST_BUCKETS,
+    ["platform"],
+    buckets=_FAST_BUCKETS,
 )
 ACTIVE_STREAMS = Gauge("bridge_active_streams", "Answers currently streaming")
