@@ -15,6 +15,11 @@ class ConfigError(BridgeError):
     """Configuration is missing or invalid; the message is one readable line per problem."""
 
 
+class StoreError(BridgeError):
+    """The database could not be opened, read or written (locked too long, disk full,
+    unreadable file, schema newer than this version of the bridge, store closed)."""
+
+
 class SSEError(BridgeError):
     """The event stream broke a hard limit (for example a single event over the size cap)."""
 
