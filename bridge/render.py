@@ -1,0 +1,287 @@
+"""The progressive reply: a placeholder at once, throttled edits as text streams in,
+follow-up messages for long answers, and an immediate final edit with the sources.
+
+One `ReplyRenderer` draws one answer on one `ReplySurface`. The stream consumer only
+records text (`append` never waits for the platform); a single background flusher per
+renderer sends the latest text at most once per interval, so deltas that arrive while
+an edit is in flight or the interval runs are merged, and at most one platform call is
+in flight per reply. Slack and Discord import `split_message` from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from bridge import metrics
+from bridge.backends.events import Source
+from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
+from bridge.safety import safe_sources
+from bridge.splitting import Fence, plan_split, split_message
+from bridge.surface import ReplySurface
+
+__all__ = [
+    "FAILURE_NOTICE",
+    "INTERRUPTED_NOTICE",
+    "ReplyRenderer",
+    "split_message",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATUS = "Thinking…"
+FAILURE_NOTICE = "⚠️ The answer could not be completed: {reason}"
+INTERRUPTED_NOTICE = "⚠️ This answer was interrupted by a restart — please ask again."
+EMPTY_ANSWER = "_The assistant returned an empty answer._"
+# A message left over when the final text needs fewer parts than were streamed (the
+# authoritative text is shorter); there is no delete in ReplySurface, so it says so.
+SUPERSEDED_PART = "_(The answer above is complete.)_"
+
+MAX_EDIT_INTERVAL = 12.0  # after 429s: Slack chat.update allows ~50/min per workspace,
+# shared by every answer in flight; 12 s per reply keeps a few answers within it.
+BACKOFF_FACTOR = 2.0  # each 429 doubles the interval between edits of this reply
+MAX_FINAL_ATTEMPTS = 6  # the final text is retried through this many 429s, then logged
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[object]]
+
+
+class ReplyRenderer:
+    """Draws one streamed answer on a `ReplySurface`.
+
+    Call `start` once, then `status` / `append` as events arrive, and end with exactly one
+    of `finish`, `fail` or `interrupt`; later calls are ignored. Platform trouble never
+    raises out of these methods: 429s slow the edits down, a `PlatformError` stops them
+    and is kept in `platform_error` for the relay to record.
+    """
+
+    def __init__(
+        self,
+        surface: ReplySurface,
+        *,
+        edit_interval: float | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_message: Callable[[str], None] | None = None,
+    ) -> None:
+        self._surface = surface
+        self._limit = surface.limits.max_message_chars
+        self._marker = surface.limits.streaming_marker
+        self._interval = (
+            surface.limits.min_edit_interval if edit_interval is None else edit_interval
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._on_message = on_message
+        self._chunks: list[str] = []
+        self._status = DEFAULT_STATUS
+        # What the platform shows: message ids and their current texts, in order.
+        self._ids: list[str] = []
+        self._shown: list[str] = []
+        # Parts that a later part follows are sealed: never re-split while streaming.
+        self._sealed: list[str] = []
+        self._sealed_end = 0
+        self._sealed_fence: Fence | None = None
+        self._dirty = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._in_call = False
+        self._last_call = float("-inf")
+        self._blocked_until = float("-inf")
+        self._closed = False
+        self._error: PlatformError | None = None
+
+    @property
+    def message_ids(self) -> list[str]:
+        """Ids of the messages posted for this answer, in order."""
+        return list(self._ids)
+
+    @property
+    def platform_error(self) -> PlatformError | None:
+        """The refusal that stopped the edits, if the platform refused for good."""
+        return self._error
+
+    @property
+    def edit_interval(self) -> float:
+        """Current minimum seconds between two calls (grows after 429s)."""
+        return self._interval
+
+    async def start(self, status: str | None = None) -> None:
+        """Post the placeholder right away, before the backend has said anything."""
+        if status:
+            self._status = status
+        if not await self._call(self._streaming_parts()):
+            self._dirty.set()
+        self._ensure_flusher()
+
+    async def status(self, text: str) -> None:
+        """Show progress text in the placeholder; ignored once answer text flows."""
+        if self._closed or self._chunks or not text or text == self._status:
+            return
+        self._status = text
+        self._poke()
+
+    async def append(self, delta: str) -> None:
+        """Add answer text; it is shown at the next flush (never waits for the platform)."""
+        if self._closed or not delta:
+            return
+        self._chunks.append(delta)
+        self._poke()
+
+    async def finish(self, text: str, sources: Iterable[Source] = ()) -> None:
+        """Show the authoritative final text with its sources, immediately, then close."""
+        shown = self._surface.neutralize(text)
+        kept = safe_sources(sources)
+        block = self._surface.render_sources(kept) if kept else ""
+        if not shown.strip() and not block:
+            shown = EMPTY_ANSWER
+        await self._conclude(shown + block)
+
+    async def fail(self, reason: str, partial_text: str | None = None) -> None:
+        """End with the partial text (default: what streamed so far) and a warning line."""
+        await self._end_with_notice(FAILURE_NOTICE.format(reason=reason), partial_text)
+
+    async def interrupt(self, partial_text: str | None = None) -> None:
+        """End an answer that shutdown cut short, asking the person to ask again."""
+        await self._end_with_notice(INTERRUPTED_NOTICE, partial_text)
+
+    async def _end_with_notice(self, notice: str, partial_text: str | None) -> None:
+        partial = partial_text if partial_text else "".join(self._chunks)
+        neutralize = self._surface.neutralize
+        if partial.strip():
+            await self._conclude(f"{neutralize(partial)}\n\n{neutralize(notice)}")
+        else:
+            await self._conclude(neutralize(notice))
+
+    # Streaming ---------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        self._dirty.set()
+        self._ensure_flusher()
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None and not self._closed:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="reply-flusher")
+            self._flusher.add_done_callback(_log_crash)
+
+    async def _flush_loop(self) -> None:
+        """Send the latest text whenever there is news and the interval has passed."""
+        while not self._closed and self._error is None:
+            await self._dirty.wait()
+            await self._wait_turn(self._last_call + self._interval)
+            self._dirty.clear()
+            if not await self._call(self._streaming_parts()):
+                self._dirty.set()
+
+    async def _wait_turn(self, ready_at: float) -> None:
+        ready_at = max(ready_at, self._blocked_until)
+        while (now := self._clock()) < ready_at:
+            await self._sleep(ready_at - now)
+            ready_at = max(ready_at, self._blocked_until)
+
+    def _streaming_parts(self) -> list[str]:
+        """The messages as they should look now: sealed parts, then the live part with
+        the streaming marker (left off when it would not fit)."""
+        display = self._surface.neutralize("".join(self._chunks))
+        if not display.strip():
+            return [f"_{self._surface.neutralize(self._status)}_"]
+        parts = plan_split(display, self._limit, start=self._sealed_end, fence=self._sealed_fence)
+        for part in parts[:-1]:
+            self._sealed.append(part.text)
+            self._sealed_end, self._sealed_fence = part.end, part.open_fence
+        if not parts:
+            return list(self._sealed)
+        live = parts[-1].text_with(self._marker)
+        if len(live) > self._limit:
+            live = parts[-1].text
+        return [*self._sealed, live]
+
+    # Ending -----------------------------------------------------------------------
+
+    async def _conclude(self, display: str) -> None:
+        """The final edit: stop the flusher (letting an in-flight call finish, so edits
+        stay in order), then bring every message to `split_message(display)` at once."""
+        if self._closed:
+            log.debug("reply already concluded; ignoring a second ending")
+            return
+        self._closed = True
+        await self._stop_flusher()
+        parts = split_message(display, self._limit)
+        parts += [SUPERSEDED_PART] * (len(self._shown) - len(parts))
+        for _ in range(MAX_FINAL_ATTEMPTS):
+            if self._error is not None:
+                break
+            await self._wait_turn(self._blocked_until)
+            if await self._call(parts):
+                break
+        else:
+            log.error("final reply text not delivered after %d rate limits", MAX_FINAL_ATTEMPTS)
+        try:
+            await self._surface.close()
+        except BridgeError as exc:
+            log.warning("closing the reply failed: %s", exc)
+
+    async def _stop_flusher(self) -> None:
+        task, self._flusher = self._flusher, None
+        if task is None:
+            return
+        if not self._in_call:
+            task.cancel()
+        await asyncio.wait({task})
+
+    # Platform calls ---------------------------------------------------------------
+
+    async def _call(self, parts: list[str]) -> bool:
+        """Make the platform show `parts`, editing only messages that changed.
+
+        Returns False when a 429 interrupted it (interval lengthened, retry due after
+        `Retry-After`) or the platform refused for good (`platform_error` set).
+        """
+        self._in_call = True
+        try:
+            for index, text in enumerate(parts):
+                if index < len(self._shown):
+                    if self._shown[index] == text:
+                        continue
+                    await self._surface.edit(self._ids[index], text)
+                    self._shown[index] = text
+                else:
+                    message_id = await self._surface.post(text)
+                    self._ids.append(message_id)
+                    self._shown.append(text)
+                    self._announce(message_id)
+                self._last_call = self._clock()
+            return True
+        except PlatformRateLimited as exc:
+            metrics.PLATFORM_RATE_LIMITED.labels(exc.platform or "unknown").inc()
+            self._last_call = self._clock()
+            self._blocked_until = self._last_call + exc.retry_after
+            self._interval = min(
+                max(self._interval * BACKOFF_FACTOR, exc.retry_after), MAX_EDIT_INTERVAL
+            )
+            log.info(
+                "reply rate limited; retrying in %.1fs, editing every %.1fs",
+                exc.retry_after,
+                self._interval,
+            )
+            return False
+        except PlatformError as exc:
+            self._error = exc
+            log.warning("platform refused the reply; no more edits: %s", exc)
+            return False
+        finally:
+            self._in_call = False
+
+    def _announce(self, message_id: str) -> None:
+        if self._on_message is None:
+            return
+        try:
+            self._on_message(message_id)
+        except Exception:
+            log.exception("on_message callback failed")
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reply flusher crashed", exc_info=task.exception())
