@@ -1,0 +1,198 @@
+"""Terminal adapter and `bridge demo`: the whole relay, offline, against the mock backend.
+
+The console surface goes through the same renderer as Slack and Discord, so what the
+demo shows — placeholder, progressive edits, streaming marker, sources — is what the
+platforms get. On a terminal the reply is redrawn in place; when output is piped (tests,
+CI logs) only the final text of each message is printed, plus a one-line edit count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bridge.backends.events import Source
+from bridge.config import Settings
+from bridge.model import Question, ThreadKey
+from bridge.relay import Outcome, Relay
+from bridge.runtime import open_runtime
+from bridge.safety import source_label
+from bridge.surface import SurfaceLimits
+from bridge.testing.mock_backend import MockBackend
+
+CONSOLE_LIMITS = SurfaceLimits(max_message_chars=100_000, min_edit_interval=0.1)
+DEMO_THREAD = ThreadKey(platform="console", workspace="local", channel="terminal", thread="demo")
+DEMO_QUESTION = "What can you do, and where do your answers come from?"
+RESET_WORDS = frozenset({"reset", "/reset"})
+QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit"})
+# Backend text could carry terminal escape sequences; keep newlines and tabs only.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class ConsoleSurface:
+    """A `ReplySurface` drawing one answer in a terminal."""
+
+    limits = CONSOLE_LIMITS
+
+    def __init__(self, out: TextIO, *, live: bool) -> None:
+        self._out = out
+        self._live = live
+        self._messages: dict[str, str] = {}
+        self._drawn_rows = 0
+        self.edits = 0
+
+    @property
+    def channel(self) -> str:
+        return DEMO_THREAD.channel
+
+    async def post(self, text: str) -> str:
+        message_id = str(len(self._messages) + 1)
+        self._messages[message_id] = text
+        self._redraw()
+        return message_id
+
+    async def edit(self, message_id: str, text: str) -> None:
+        self._messages[message_id] = text
+        self.edits += 1
+        self._redraw()
+
+    def neutralize(self, text: str) -> str:
+        return _CONTROL_CHARS.sub("", text)
+
+    def render_sources(self, sources: Sequence[Source]) -> str:
+        lines = [f"  {n}. {source_label(s)} — {s.url}" for n, s in enumerate(sources, 1)]
+        return "\n\nSources:\n" + "\n".join(lines)
+
+    async def close(self) -> None:
+        """Nothing to release; the final text is printed by `print_final` when piped."""
+
+    def print_final(self) -> None:
+        """When not live, print what the reply ended as (live output is already there)."""
+        if not self._live:
+            self._out.write(self._text() + "\n")
+            self._out.write(f"(streamed with {self.edits} edits)\n")
+            self._out.flush()
+
+    def _text(self) -> str:
+        return "\n\n".join(self._messages.values())
+
+    def _redraw(self) -> None:
+        if not self._live:
+            return
+        text = "bot> " + self._text()
+        if self._drawn_rows:
+            # Move to the first row of the previous drawing and clear everything below.
+            self._out.write(f"\x1b[{self._drawn_rows}F\x1b[J")
+        self._out.write(text + "\n")
+        self._out.flush()
+        self._drawn_rows = _rows(text, shutil.get_terminal_size().columns)
+
+
+def _rows(text: str, columns: int) -> int:
+    """Terminal rows `text` occupies once wrapped at `columns`."""
+    width = max(columns, 1)
+    return sum(max(1, -(-len(line) // width)) for line in text.split("\n"))
+
+
+def demo_settings(backend: str, mock: MockBackend, database: Path) -> Settings:
+    """Settings that point every backend at the in-process mock; no tokens needed."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bridge_backend=backend,
+        wonderchat_chatbot_id=mock.chatbot_id,
+        wonderchat_api_url=mock.url,
+        widget_api_url=mock.url,
+        widget_api_key=mock.api_key,
+        database_url=f"sqlite:///{database}",
+        bridge_edit_interval=CONSOLE_LIMITS.min_edit_interval,
+        bridge_allowed_channels=frozenset(),
+        bridge_allowed_guilds=frozenset(),
+        bridge_allowed_users=frozenset(),
+        bridge_user_rate_per_minute=0,
+    )
+
+
+class ConsoleChat:
+    """One terminal conversation: each line typed is a question in the same thread."""
+
+    def __init__(self, relay: Relay, out: TextIO, *, live: bool) -> None:
+        self._relay = relay
+        self._out = out
+        self._live = live
+        self._turn = 0
+
+    async def ask(self, text: str) -> Outcome:
+        self._turn += 1
+        surface = ConsoleSurface(self._out, live=self._live)
+        question = Question(
+            thread=DEMO_THREAD,
+            user_id="you",
+            text=text,
+            event_id=f"console-{self._turn}",
+            is_dm=True,
+        )
+        outcome = await self._relay.answer(question, surface)
+        surface.print_final()
+        return outcome
+
+    async def reset(self) -> None:
+        await self._relay.reset(DEMO_THREAD)
+        self._out.write("(conversation reset — the next question starts a new one)\n")
+
+
+async def run_demo(
+    *, backend: str = "wonderchat", once: str | None = None, delay: float = 0.04
+) -> int:
+    """`bridge demo`: start the mock backend and chat with it through the real relay."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    out = sys.stdout
+    live = out.isatty()
+    with tempfile.TemporaryDirectory(prefix="bridge-demo-") as tmp:
+        async with MockBackend(delay=delay) as mock:
+            settings = demo_settings(backend, mock, Path(tmp) / "demo.db")
+            async with open_runtime(settings) as runtime:
+                chat = ConsoleChat(runtime.relay, out, live=live)
+                out.write(
+                    f"bridge demo — offline, mock {backend} backend at {mock.url}\n"
+                    "Type a question; 'reset' starts a new conversation; Ctrl-D quits.\n\n"
+                )
+                if once is not None:
+                    out.write(f"you> {once}\n")
+                    outcome = await chat.ask(once)
+                    conversation = await runtime.store.get_conversation(DEMO_THREAD)
+                    if conversation is not None:
+                        out.write(f"(conversation id: {conversation.conversation_id})\n")
+                    return 0 if outcome is Outcome.DONE else 1
+                await _interactive(chat, out)
+    return 0
+
+
+async def _interactive(chat: ConsoleChat, out: TextIO) -> None:
+    """Open with a sample question so the streaming shows at once, then read lines
+    (typed, or piped in) until end of input."""
+    out.write(f"you> {DEMO_QUESTION}\n")
+    await chat.ask(DEMO_QUESTION)
+    out.write("\n")
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            line = await loop.run_in_executor(None, input, "you> ")
+        except EOFError:
+            out.write("\n")
+            return
+        text = line.strip()
+        if text.lower() in QUIT_WORDS:
+            return
+        if text.lower() in RESET_WORDS:
+            await chat.reset()
+            continue
+        if text:
+            await chat.ask(text)
+            out.write("\n")

@@ -1,0 +1,467 @@
+"""The platform-agnostic heart: one question in, one progressively drawn answer out.
+
+The relay owns the rules every platform shares — de-duplication, allow-lists, limits,
+per-thread ordering, the global concurrency cap, the turn record in the store — so the
+Slack and Discord adapters stay thin. It never imports a platform SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bridge import metrics
+from bridge.backends.base import ChatBackend
+from bridge.backends.events import (
+    ActionsProposed,
+    AnswerDone,
+    AnswerFailed,
+    ConversationStarted,
+    Source,
+    SourcesFound,
+    StatusUpdate,
+    TextDelta,
+)
+from bridge.config import Settings
+from bridge.errors import BridgeError
+from bridge.logs import bind_correlation_id
+from bridge.model import Question, ThreadKey
+from bridge.render import INTERRUPTED_NOTICE, ReplyRenderer
+from bridge.store import Store, TurnStatus
+from bridge.surface import ReplyEditor, ReplySurface
+
+log = logging.getLogger(__name__)
+
+SHUTTING_DOWN_TEXT = "The bot is restarting — please ask again in a minute."
+EMPTY_QUESTION_HINT = (
+    "Hi! Ask me a question in the same message, for example: “How do I reset my password?”"
+)
+NOT_ALLOWED_TEXT = "Sorry, I'm not enabled here. Ask an admin if you think I should be."
+RATE_LIMITED_TEXT = "You're asking faster than I can answer — please wait a moment and try again."
+EMPTY_ANSWER_REASON = "the backend returned an empty answer"
+INTERNAL_ERROR_REASON = "something went wrong inside the bridge (it has been logged)"
+QUEUED_STATUS = "Queued — waiting for a free slot…"
+WAITING_STATUS = "Waiting for the previous answer in this thread…"
+
+RATE_WINDOW_SECONDS = 60.0  # BRIDGE_USER_RATE_PER_MINUTE counts questions in this window
+CLEANUP_TIMEOUT_SECONDS = 5.0  # bound on the final "interrupted" edit while shutting down
+
+
+class Outcome(StrEnum):
+    """How `Relay.answer` ended, for adapters and tests."""
+
+    DONE = "done"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+@dataclass
+class _ThreadLocks:
+    """One lock per thread, dropped when nobody holds or waits for it (bounded memory)."""
+
+    _locks: dict[ThreadKey, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[ThreadKey, int] = field(default_factory=dict)
+
+    def is_busy(self, thread: ThreadKey) -> bool:
+        return self._users.get(thread, 0) > 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self, thread: ThreadKey):  # type: ignore[no-untyped-def]
+        lock = self._locks.setdefault(thread, asyncio.Lock())
+        self._users[thread] = self._users.get(thread, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[thread] -= 1
+            if not self._users[thread]:
+                del self._users[thread]
+                del self._locks[thread]
+
+
+@dataclass
+class _RateLimiter:
+    """Sliding-window count of questions per (platform, user)."""
+
+    per_window: int
+    window: float = RATE_WINDOW_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+
+    def allow(self, platform: str, user_id: str) -> bool:
+        if self.per_window <= 0:
+            return True
+        now = self.clock()
+        stamps = self._seen.setdefault((platform, user_id), deque())
+        while stamps and now - stamps[0] >= self.window:
+            stamps.popleft()
+        if len(stamps) >= self.per_window:
+            return False
+        stamps.append(now)
+        return True
+
+
+class Relay:
+    """Answers questions: store bookkeeping, backend stream, reply rendering.
+
+    Every accepted question ends as done, error or interrupted — visibly in chat and in
+    the store — including when the process is asked to stop (`drain`) or crashed
+    earlier (`recover`).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        backend: ChatBackend,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._settings = settings
+        self._clock = clock
+        self._threads = _ThreadLocks()
+        self._slots = asyncio.Semaphore(settings.bridge_max_concurrency)
+        self._rate = _RateLimiter(settings.bridge_user_rate_per_minute, clock=clock)
+        self._editors: dict[str, ReplyEditor] = {}
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+        self._own_turns: set[tuple[str, str]] = set()
+        self.accepting = True
+
+    # Adapters ------------------------------------------------------------------------
+
+    def register_editor(self, platform: str, editor: ReplyEditor) -> None:
+        """Let the relay edit `platform` replies of earlier processes (recovery)."""
+        self._editors[platform] = editor
+
+    def submit(self, question: Question, surface: ReplySurface) -> asyncio.Task[Outcome]:
+        """Start answering in the background and return at once (platform acks stay fast).
+
+        The task is tracked, so `drain` can wait for it and its failures are logged.
+        """
+        task = asyncio.create_task(
+            self._answer(question, surface, admitted=self.accepting),
+            name=f"answer-{question.correlation_id}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._task_finished)
+        return task
+
+    @property
+    def active_count(self) -> int:
+        """Answers currently being worked on (queued or streaming)."""
+        return len(self._tasks)
+
+    async def knows_thread(self, thread: ThreadKey) -> bool:
+        """Whether this thread already has a backend conversation (bot answered there)."""
+        return await self._store.get_conversation(thread) is not None
+
+    async def reset(self, thread: ThreadKey) -> None:
+        """Forget the thread's conversation; the next question starts a new one."""
+        await self._store.forget_conversation(thread)
+
+    # Answering -----------------------------------------------------------------------
+
+    async def answer(self, question: Question, surface: ReplySurface) -> Outcome:
+        """Answer one question through `surface`; returns how it ended."""
+        return await self._answer(question, surface, admitted=self.accepting)
+
+    async def _answer(
+        self, question: Question, surface: ReplySurface, *, admitted: bool
+    ) -> Outcome:
+        """`admitted`: whether we were still accepting when the question arrived; a
+        question submitted just before a drain began is answered, not refused."""
+        bind_correlation_id(question.correlation_id)
+        platform = question.thread.platform
+        metrics.QUESTIONS.labels(platform).inc()
+        if not await self._store.claim_turn(question, backend=self._backend.name):
+            log.info("duplicate event %s ignored", question.event_id)
+            return Outcome.DUPLICATE
+        self._own_turns.add((platform, question.event_id))
+        refusal = self._refusal(question) if admitted else SHUTTING_DOWN_TEXT
+        if refusal is not None:
+            outcome = await self._refuse(question, surface, refusal)
+        else:
+            outcome = await self._answer_accepted(question, surface)
+        metrics.ANSWERS.labels(platform, outcome.value).inc()
+        return outcome
+
+    def _refusal(self, question: Question) -> str | None:
+        """The polite reply for a question we will not send to the backend, if any."""
+        settings = self._settings
+        text = question.text.strip()
+        if not self.allows(question):
+            return NOT_ALLOWED_TEXT
+        if not text:
+            return EMPTY_QUESTION_HINT
+        if len(text) > settings.bridge_max_question_chars:
+            return (
+                f"That question is {len(text):,} characters long; the limit is "
+                f"{settings.bridge_max_question_chars:,}. Please shorten it."
+            )
+        if not self._rate.allow(question.thread.platform, question.user_id):
+            return RATE_LIMITED_TEXT
+        return None
+
+    def allows(self, question: Question) -> bool:
+        """Whether the allow-lists admit this question (adapters may ask before doing
+        visible work such as creating a Discord thread)."""
+        settings = self._settings
+        thread = question.thread
+        if settings.bridge_allowed_users and question.user_id not in settings.bridge_allowed_users:
+            return False
+        if question.is_dm:
+            return True  # DMs have no channel or guild to allow; the user list still applies
+        if settings.bridge_allowed_channels and not (
+            {thread.channel, thread.thread} & settings.bridge_allowed_channels
+        ):
+            return False
+        return not (
+            thread.platform == "discord"
+            and settings.bridge_allowed_guilds
+            and thread.workspace not in settings.bridge_allowed_guilds
+        )
+
+    async def _refuse(self, question: Question, surface: ReplySurface, text: str) -> Outcome:
+        log.info("question refused: %s", text)
+        try:
+            await surface.post(surface.neutralize(text))
+        except BridgeError as exc:
+            log.warning("could not deliver the refusal: %s", exc)
+        await self._store.update_turn(
+            question.thread.platform, question.event_id, status=TurnStatus.ERROR, error=text
+        )
+        return Outcome.REFUSED
+
+    async def _answer_accepted(self, question: Question, surface: ReplySurface) -> Outcome:
+        renderer = ReplyRenderer(surface)
+        waiting_status = self._waiting_status(question.thread)
+        try:
+            await renderer.start(waiting_status)
+            metrics.BRIDGE_ADDED.labels(question.thread.platform).observe(
+                max(0.0, time.monotonic() - question.received_at)
+            )
+            await self._record_replies(question, surface, renderer)
+            async with self._threads.hold(question.thread), self._slots:
+                if waiting_status is not None:
+                    await renderer.status("Thinking…")
+                return await self._stream(question, surface, renderer)
+        except asyncio.CancelledError:
+            await self._interrupt(question, surface, renderer)
+            raise
+        except Exception:
+            log.exception("answer failed inside the bridge")
+            with contextlib.suppress(Exception):
+                await renderer.fail(INTERNAL_ERROR_REASON)
+            await self._finish_turn(
+                question, surface, renderer, TurnStatus.ERROR, error=INTERNAL_ERROR_REASON
+            )
+            return Outcome.ERROR
+
+    def _waiting_status(self, thread: ThreadKey) -> str | None:
+        """The placeholder text when the answer cannot start right away."""
+        if self._threads.is_busy(thread):
+            return WAITING_STATUS
+        if self._slots.locked():
+            return QUEUED_STATUS
+        return None
+
+    async def _stream(
+        self, question: Question, surface: ReplySurface, renderer: ReplyRenderer
+    ) -> Outcome:
+        thread = question.thread
+        backend = self._backend
+        conversation = await self._store.get_conversation(thread)
+        conversation_id = (
+            conversation.conversation_id
+            if conversation is not None and conversation.backend == backend.name
+            else None
+        )
+        await self._store.update_turn(
+            thread.platform, question.event_id, status=TurnStatus.STREAMING
+        )
+        started = self._clock()
+        first_text_at: float | None = None
+        parts: list[str] = []
+        sources: tuple[Source, ...] = ()
+        metrics.ACTIVE_STREAMS.inc()
+        events = backend.stream_answer(
+            question.text.strip(), conversation_id, metadata={"platform": thread.platform}
+        )
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    match event:
+                        case ConversationStarted(conversation_id=new_id) if (
+                            new_id != conversation_id
+                        ):
+                            await self._store.save_conversation(thread, backend.name, new_id)
+                            conversation_id = new_id
+                        case TextDelta(text=delta):
+                            if first_text_at is None and delta:
+                                first_text_at = self._clock()
+                            parts.append(delta)
+                            await renderer.append(delta)
+                        case StatusUpdate(text=status):
+                            await renderer.status(status)
+                        case SourcesFound(sources=found):
+                            sources = found
+                        case ActionsProposed():
+                            log.debug("backend proposed actions; not rendered yet")
+                        case AnswerDone() as done:
+                            if done.conversation_id and done.conversation_id != conversation_id:
+                                await self._store.save_conversation(
+                                    thread, backend.name, done.conversation_id
+                                )
+                            final = done.text if done.text.strip() else "".join(parts)
+                            if not final.strip():
+                                return await self._fail(
+                                    question, surface, renderer, EMPTY_ANSWER_REASON, ""
+                                )
+                            await renderer.finish(final, done.sources or sources)
+                            await self._finish_turn(
+                                question,
+                                surface,
+                                renderer,
+                                TurnStatus.DONE,
+                                backend_message_id=done.message_id,
+                                answer_text=final,
+                                first_text_ms=_ms(started, first_text_at),
+                                total_ms=_ms(started, self._clock()),
+                            )
+                            return Outcome.DONE
+                        case AnswerFailed() as failed:
+                            partial = failed.partial_text or "".join(parts)
+                            return await self._fail(
+                                question, surface, renderer, failed.reason, partial
+                            )
+        finally:
+            metrics.ACTIVE_STREAMS.dec()
+        # A client that ends without a terminal event breaks its contract; still end visibly.
+        return await self._fail(
+            question, surface, renderer, "the answer stopped before it was complete", "".join(parts)
+        )
+
+    async def _fail(
+        self,
+        question: Question,
+        surface: ReplySurface,
+        renderer: ReplyRenderer,
+        reason: str,
+        partial: str,
+    ) -> Outcome:
+        await renderer.fail(reason, partial or None)
+        await self._finish_turn(
+            question, surface, renderer, TurnStatus.ERROR, error=reason, answer_text=partial or None
+        )
+        return Outcome.ERROR
+
+    async def _interrupt(
+        self, question: Question, surface: ReplySurface, renderer: ReplyRenderer
+    ) -> None:
+        """Cancelled (shutdown past the drain window): say so in chat and in the store."""
+        try:
+            async with asyncio.timeout(CLEANUP_TIMEOUT_SECONDS):
+                await renderer.interrupt()
+                await self._finish_turn(
+                    question,
+                    surface,
+                    renderer,
+                    TurnStatus.INTERRUPTED,
+                    error="interrupted by shutdown",
+                )
+        except Exception:
+            log.exception("could not mark an interrupted answer")
+        metrics.ANSWERS.labels(question.thread.platform, Outcome.INTERRUPTED.value).inc()
+
+    async def _record_replies(
+        self, question: Question, surface: ReplySurface, renderer: ReplyRenderer
+    ) -> None:
+        """Store where the reply lives as soon as it exists, so a crash can be mended."""
+        await self._store.update_turn(
+            question.thread.platform,
+            question.event_id,
+            reply_channel=surface.channel,
+            reply_message_ids=list(renderer.message_ids),
+            question_text=question.text,
+        )
+
+    async def _finish_turn(
+        self,
+        question: Question,
+        surface: ReplySurface,
+        renderer: ReplyRenderer,
+        status: TurnStatus,
+        **fields: object,
+    ) -> None:
+        await self._store.update_turn(
+            question.thread.platform,
+            question.event_id,
+            status=status,
+            reply_channel=surface.channel,
+            reply_message_ids=list(renderer.message_ids),
+            **fields,
+        )
+
+    # Lifecycle -----------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Mark turns left `queued`/`streaming` by an earlier process as interrupted and
+        edit their replies to say so. Returns how many turns were recovered."""
+        recovered = 0
+        for turn in await self._store.unfinished_turns():
+            if (turn.thread.platform, turn.event_id) in self._own_turns:
+                continue
+            await self._store.update_turn(
+                turn.thread.platform,
+                turn.event_id,
+                status=TurnStatus.INTERRUPTED,
+                error="interrupted by a restart",
+            )
+            recovered += 1
+            editor = self._editors.get(turn.thread.platform)
+            if editor is None or not turn.reply_message_ids or not turn.reply_channel:
+                continue
+            try:
+                await editor.edit_message(
+                    turn.reply_channel, turn.reply_message_ids[-1], INTERRUPTED_NOTICE
+                )
+            except Exception as exc:  # one stale reply must not stop recovery of the others
+                log.warning(
+                    "could not edit interrupted reply %s: %s", turn.reply_message_ids[-1], exc
+                )
+        if recovered:
+            log.info("marked %d answers from an earlier process as interrupted", recovered)
+        return recovered
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting questions, let answers in flight finish for up to `grace`
+        seconds, then interrupt the rest (their replies say so)."""
+        self.accepting = False
+        pending = set(self._tasks)
+        if pending:
+            log.info("draining %d answers (up to %.0fs)", len(pending), grace)
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.info("interrupting %d answers still running", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _task_finished(self, task: asyncio.Task[Outcome]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("answer task failed", exc_info=task.exception())
+
+
+def _ms(start: float, end: float | None) -> int | None:
+    return None if end is None else round((end - start) * 1000)

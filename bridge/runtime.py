@@ -1,0 +1,51 @@
+"""Opens and closes the process-wide resources in one place (STYLE: one owner each).
+
+The shared aiohttp session, the store, the backend client and the relay live exactly
+as long as the `open_runtime` block; platforms and commands borrow them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from bridge import __version__
+from bridge.backends import build_backend
+from bridge.backends.base import ChatBackend
+from bridge.config import Settings
+from bridge.relay import Relay
+from bridge.store import Store, open_store
+
+USER_AGENT = f"bridge/{__version__}"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything one bridge process shares."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    store: Store
+    backend: ChatBackend
+    relay: Relay
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Open session, store, backend and relay; close them in reverse order on exit.
+
+    Raises:
+        ConfigError: when no backend is configured or DATABASE_URL is unusable.
+    """
+    settings.backend_name()  # fail fast, before opening anything, with the variables to set
+    store = await open_store(settings.database_url, store_text=settings.bridge_store_text)
+    try:
+        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+            backend = build_backend(settings, session)
+            relay = Relay(store=store, backend=backend, settings=settings)
+            yield Runtime(settings, session, store, backend, relay)
+    finally:
+        await store.close()

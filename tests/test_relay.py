@@ -1,0 +1,247 @@
+"""The relay against the mock backends over real HTTP, with a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridge.config import Settings
+from bridge.model import Question, ThreadKey
+from bridge.relay import Outcome
+from bridge.render import INTERRUPTED_NOTICE
+from bridge.runtime import Runtime, open_runtime
+from bridge.store import TurnStatus, open_store
+from bridge.testing.mock_backend import MockBackend
+from bridge.testing.recording_surface import RecordingEditor, RecordingSurface
+
+THREAD = ThreadKey(platform="slack", workspace="T1", channel="C1", thread="1700000000.000100")
+
+
+def make_settings(mock: MockBackend, tmp_path: Path, backend: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "bridge_backend": backend,
+        "wonderchat_chatbot_id": mock.chatbot_id,
+        "wonderchat_api_url": mock.url,
+        "widget_api_url": mock.url,
+        "widget_api_key": mock.api_key,
+        "database_url": f"sqlite:///{tmp_path / 'bridge.db'}",
+        "bridge_edit_interval": 0.05,
+        "bridge_first_event_timeout": 5,
+        "bridge_idle_timeout": 5,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def question(text: str, event_id: str, *, thread: ThreadKey = THREAD, user: str = "U1") -> Question:
+    return Question(thread=thread, user_id=user, text=text, event_id=event_id)
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockBackend]:
+    async with MockBackend(delay=0.005) as server:
+        yield server
+
+
+@pytest.fixture(params=["wonderchat", "widget"])
+async def runtime(request: pytest.FixtureRequest, mock: MockBackend, tmp_path: Path):
+    async with open_runtime(make_settings(mock, tmp_path, request.param)) as rt:
+        yield rt
+
+
+def sent_conversation_ids(mock: MockBackend) -> list[str | None]:
+    """The conversation id each backend request carried, in order."""
+    ids = []
+    for request in mock.requests:
+        body = request.json or {}
+        ids.append(body.get("chatlogId") or body.get("previous_response_id"))
+    return ids
+
+
+async def test_answer_streams_with_sources_and_records_turn(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    surface = RecordingSurface()
+    outcome = await runtime.relay.answer(question("How do refunds work?", "E1"), surface)
+
+    assert outcome is Outcome.DONE
+    assert surface.calls[0][0] == "post"  # placeholder first
+    assert len(surface.calls) >= 3  # placeholder, at least one progressive edit, final
+    assert "refunds" in surface.text.lower()
+    if runtime.backend.name == "wonderchat":  # the Widget API defines no sources
+        assert "https://docs.example.com" in surface.text
+    assert "▌" not in surface.text  # streaming marker removed by the final edit
+    assert surface.closed
+    turn = await runtime.store.get_turn("slack", "E1")
+    assert turn is not None and turn.status == TurnStatus.DONE
+    assert turn.reply_message_ids == tuple(surface.messages)
+
+
+async def test_conversation_id_stored_on_turn_one_and_sent_on_turn_two(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    await runtime.relay.answer(question("first", "E1"), RecordingSurface())
+    stored = await runtime.store.get_conversation(THREAD)
+    assert stored is not None and stored.conversation_id
+
+    await runtime.relay.answer(question("second", "E2"), RecordingSurface())
+
+    assert sent_conversation_ids(mock) == [None, stored.conversation_id]
+
+
+async def test_conversation_survives_restart(mock: MockBackend, tmp_path: Path) -> None:
+    settings = make_settings(mock, tmp_path, "wonderchat")
+    async with open_runtime(settings) as rt:
+        await rt.relay.answer(question("first", "E1"), RecordingSurface())
+    async with open_runtime(settings) as rt:
+        await rt.relay.answer(question("second", "E2"), RecordingSurface())
+    first_id = sent_conversation_ids(mock)[1]
+    assert first_id is not None
+
+
+async def test_duplicate_event_is_answered_once(runtime: Runtime, mock: MockBackend) -> None:
+    surfaces = [RecordingSurface(), RecordingSurface()]
+    outcomes = await asyncio.gather(
+        *(runtime.relay.answer(question("hello", "SAME"), s) for s in surfaces)
+    )
+    assert sorted(outcomes) == sorted([Outcome.DONE, Outcome.DUPLICATE])
+    assert len(mock.requests) == 1
+    assert sum(1 for s in surfaces if s.calls) == 1
+
+
+async def test_two_questions_in_one_thread_run_in_order(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    first = runtime.relay.submit(question("first", "E1"), RecordingSurface())
+    await asyncio.sleep(0.05)
+    second_surface = RecordingSurface()
+    second = runtime.relay.submit(question("second", "E2"), second_surface)
+    assert await first is Outcome.DONE
+    assert await second is Outcome.DONE
+    ids = sent_conversation_ids(mock)
+    assert ids[0] is None and ids[1] is not None  # the second waited for the first's id
+    assert "previous answer" in second_surface.calls[0][2].lower()
+
+
+async def test_other_threads_run_concurrently(runtime: Runtime, mock: MockBackend) -> None:
+    other = ThreadKey(platform="slack", workspace="T1", channel="C1", thread="other")
+    mock.enqueue("stall")
+    stalled = runtime.relay.submit(question("stuck", "E1"), RecordingSurface())
+    await asyncio.sleep(0.05)
+    outcome = await asyncio.wait_for(
+        runtime.relay.answer(question("quick", "E2", thread=other), RecordingSurface()), 10
+    )
+    assert outcome is Outcome.DONE
+    stalled.cancel()
+    await asyncio.gather(stalled, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("   ", "ask me a question"), ("x" * 5000, "limit is 4,000")],
+)
+async def test_refusals_are_visible_and_do_not_reach_the_backend(
+    runtime: Runtime, mock: MockBackend, text: str, expected: str
+) -> None:
+    surface = RecordingSurface()
+    assert await runtime.relay.answer(question(text, "E1"), surface) is Outcome.REFUSED
+    assert expected in surface.text.lower()
+    assert mock.requests == []
+
+
+async def test_per_user_rate_limit(mock: MockBackend, tmp_path: Path) -> None:
+    settings = make_settings(mock, tmp_path, "wonderchat", bridge_user_rate_per_minute=1)
+    async with open_runtime(settings) as rt:
+        assert await rt.relay.answer(question("one", "E1"), RecordingSurface()) is Outcome.DONE
+        surface = RecordingSurface()
+        assert await rt.relay.answer(question("two", "E2"), surface) is Outcome.REFUSED
+        assert "faster than i can answer" in surface.text.lower()
+        other_user = question("three", "E3", user="U2")
+        assert await rt.relay.answer(other_user, RecordingSurface()) is Outcome.DONE
+
+
+async def test_allow_lists(mock: MockBackend, tmp_path: Path) -> None:
+    settings = make_settings(
+        mock, tmp_path, "wonderchat", bridge_allowed_channels=frozenset({"C-OK"})
+    )
+    async with open_runtime(settings) as rt:
+        surface = RecordingSurface()
+        assert await rt.relay.answer(question("hi", "E1"), surface) is Outcome.REFUSED
+        assert "not enabled here" in surface.text
+        allowed = ThreadKey(platform="slack", workspace="T1", channel="C-OK", thread="t")
+        ok = await rt.relay.answer(question("hi", "E2", thread=allowed), RecordingSurface())
+        assert ok is Outcome.DONE
+
+
+async def test_backend_failure_is_shown_with_partial_text(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    surface = RecordingSurface()
+    outcome = await runtime.relay.answer(question("break [mock:premature-close]", "E1"), surface)
+    assert outcome is Outcome.ERROR
+    assert "⚠️" in surface.text
+    turn = await runtime.store.get_turn("slack", "E1")
+    assert turn is not None and turn.status == TurnStatus.ERROR and turn.error
+
+
+async def test_credentials_rejected_is_a_clear_message(runtime: Runtime, mock: MockBackend) -> None:
+    surface = RecordingSurface()
+    assert await runtime.relay.answer(question("[mock:401]", "E1"), surface) is Outcome.ERROR
+    assert "credentials" in surface.text
+
+
+async def test_backend_pings_are_neutralized(runtime: Runtime, mock: MockBackend) -> None:
+    surface = RecordingSurface()
+    await runtime.relay.answer(question("[mock:hostile-sources]", "E1"), surface)
+    assert "@everyone" not in surface.text
+    assert "javascript:" not in surface.text
+
+
+async def test_drain_interrupts_what_does_not_finish(runtime: Runtime, mock: MockBackend) -> None:
+    surface = RecordingSurface()
+    task = runtime.relay.submit(question("[mock:stall]", "E1"), surface)
+    await asyncio.sleep(0.2)
+    await runtime.relay.drain(0.1)
+    assert task.done()
+    assert "interrupted" in surface.text
+    turn = await runtime.store.get_turn("slack", "E1")
+    assert turn is not None and turn.status == TurnStatus.INTERRUPTED
+    late = RecordingSurface()
+    assert await runtime.relay.answer(question("late", "E2"), late) is Outcome.REFUSED
+    assert "restarting" in late.text
+
+
+async def test_drain_lets_answers_in_flight_finish(runtime: Runtime, mock: MockBackend) -> None:
+    task = runtime.relay.submit(question("normal", "E1"), RecordingSurface())
+    await asyncio.sleep(0)
+    await runtime.relay.drain(10)
+    assert task.result() is Outcome.DONE
+
+
+async def test_crash_recovery_marks_and_edits_stale_turns(
+    mock: MockBackend, tmp_path: Path
+) -> None:
+    settings = make_settings(mock, tmp_path, "wonderchat")
+    store = await open_store(settings.database_url)
+    stale = question("lost in a crash", "E-STALE")
+    await store.claim_turn(stale, backend="wonderchat")
+    await store.update_turn(
+        "slack",
+        "E-STALE",
+        status=TurnStatus.STREAMING,
+        reply_channel="C1",
+        reply_message_ids=["111.1", "111.2"],
+    )
+    await store.close()
+
+    async with open_runtime(settings) as rt:
+        editor = RecordingEditor()
+        rt.relay.register_editor("slack", editor)
+        assert await rt.relay.recover() == 1
+        assert editor.edits == [("C1", "111.2", INTERRUPTED_NOTICE)]
+        turn = await rt.store.get_turn("slack", "E-STALE")
+        assert turn is not None and turn.status == TurnStatus.INTERRUPTED
+        assert await rt.relay.recover() == 0
