@@ -1,0 +1,453 @@
+"""The Discord adapter: a discord.py client that turns DMs, mentions, thread messages and
+slash commands into `Question`s for the relay, each answered through a Discord surface.
+
+Where conversations live:
+- DMs: one conversation per DM channel; `reset` (or `/reset`) starts a fresh one.
+- Servers: a mention opens a public thread from the question and the answer goes there;
+  later messages in a thread the bot owns continue it (without the privileged
+  message-content intent, Discord withholds their text unless they mention the bot).
+  Where the bot may not create threads it answers with a plain reply instead, and a
+  reply to that answer continues the conversation.
+- `/ask question:` answers in place (in a thread or DM it continues that conversation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bridge.config import Settings
+from bridge.discord.connect import api_base, resolve_gateway, use_gateway
+from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
+from bridge.discord.routing import AnswerIndex, dm_key, thread_key
+from bridge.discord.surface import (
+    NO_MENTIONS,
+    ChannelSurface,
+    InteractionSurface,
+    describe_failure,
+    guarded,
+    surface_limits,
+)
+from bridge.discord.tracing import metrics_trace
+from bridge.errors import BridgeError, ConfigError, PlatformError
+from bridge.model import Question, ThreadKey
+from bridge.relay import Relay
+from bridge.surface import ReplySurface
+
+log = logging.getLogger(__name__)
+
+# discord.py waits this long after the last GUILD_CREATE before `on_ready` (its default).
+GUILD_READY_TIMEOUT = 2.0
+# Login, gateway handshake and guild streaming normally take a few seconds.
+READY_TIMEOUT = 60.0
+# A 429 asking us to wait longer than this raises instead of stalling an answer; the
+# renderer then skips intermediate edits. discord.py's minimum for this knob is 30 s.
+MAX_RATE_LIMIT_WAIT = 30.0
+# Threads without activity archive after a day (Discord's usual choice).
+THREAD_ARCHIVE_MINUTES = 1440
+PERSON_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+DMS_DISABLED_TEXT = (
+    "Sorry, I don't answer direct messages here. Mention me in a server channel or use /ask."
+)
+RESET_DONE_TEXT = "Okay — your next question starts a new conversation."
+NOTHING_TO_RESET_TEXT = (
+    "There is no conversation to reset here: every mention in a channel starts a new "
+    "thread. Use /reset inside a thread or in a DM."
+)
+ASK_DESCRIPTION = "Ask the assistant a question"
+RESET_DESCRIPTION = "Start a new conversation in this DM or thread"
+
+
+def build_intents(settings: Settings) -> discord.Intents:
+    """Only what the bridge uses; message content is privileged and opt-in."""
+    intents = discord.Intents.none()
+    intents.guilds = True  # thread and channel cache, THREAD_CREATE
+    intents.guild_messages = True  # mentions and thread messages
+    intents.dm_messages = True
+    intents.message_content = settings.discord_message_content
+    return intents
+
+
+def is_person_message(message: discord.Message) -> bool:
+    """Ignore bots (this one included), webhooks and system messages (joins, pins,
+    "thread created"), so the bot never answers itself or another bot."""
+    return (
+        not message.author.bot
+        and message.webhook_id is None
+        and message.type in PERSON_MESSAGE_TYPES
+    )
+
+
+class _Client(discord.Client):
+    """discord.Client that forwards the two events the adapter handles."""
+
+    def __init__(
+        self,
+        *,
+        on_ready: Callable[[], None],
+        on_message: Callable[[discord.Message], Awaitable[None]],
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._ready_callback = on_ready
+        self._message_callback = on_message
+
+    async def on_ready(self) -> None:
+        self._ready_callback()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self._message_callback(message)
+
+
+class DiscordAdapter:
+    """Connects one bot to Discord and answers through the relay.
+
+    Args:
+        settings: DISCORD_* settings (token, API/gateway overrides, intents, DMs).
+        relay: answers the questions.
+        guild_ready_timeout: seconds discord.py waits for more guilds before it is
+            ready; tests against the one-guild fake lower it.
+    """
+
+    name = "discord"
+
+    def __init__(
+        self,
+        settings: Settings,
+        relay: Relay,
+        *,
+        guild_ready_timeout: float = GUILD_READY_TIMEOUT,
+    ) -> None:
+        self._settings = settings
+        self._relay = relay
+        self._limits = surface_limits(settings)
+        self._answers = AnswerIndex()
+        self._ready_event = asyncio.Event()
+        # The bridge never joins voice; discord.py's "PyNaCl/davey missing" warnings
+        # would only alarm operators.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        self._client = _Client(
+            on_ready=self._ready_event.set,
+            on_message=self.handle_message,
+            intents=build_intents(settings),
+            allowed_mentions=NO_MENTIONS,
+            http_trace=metrics_trace(),
+            guild_ready_timeout=guild_ready_timeout,
+            max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
+        )
+        self._tree = app_commands.CommandTree(self._client)
+        self._register_commands()
+        self._connection: asyncio.Task[None] | None = None
+        self._previous_api_base: str | None = None
+        self._stopped = False
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._client.is_ready() and not self._client.is_closed()
+
+    async def start(self) -> None:
+        """Log in, sync slash commands, connect the gateway; return once ready.
+
+        Raises:
+            ConfigError: missing/rejected token, or the message-content intent requested
+                but not enabled in the Developer Portal.
+            PlatformError: the gateway did not become ready in time.
+        """
+        token = self._settings.discord_token
+        if token is None:
+            raise ConfigError("DISCORD_TOKEN is not set")
+        self._previous_api_base = discord.http.Route.BASE
+        discord.http.Route.BASE = api_base(self._settings)
+        try:
+            await self._login(token.get_secret_value())
+            gateway = await resolve_gateway(self._settings, self._client.http)
+            if gateway is not None:
+                use_gateway(self._client, gateway)
+            await self._sync_commands()
+            self._connection = asyncio.create_task(
+                self._client.connect(reconnect=True), name="discord-gateway"
+            )
+            await self._wait_until_ready(self._connection)
+        except BaseException:
+            await self.stop()
+            raise
+        self._connection.add_done_callback(_log_connection_end)
+        user = self._client.user
+        log.info("discord connected as %s (id %s)", user, user.id if user else "?")
+
+    async def _login(self, token: str) -> None:
+        try:
+            await self._client.login(token)
+        except discord.LoginFailure as exc:
+            raise ConfigError(
+                "DISCORD_TOKEN was rejected by Discord; copy a fresh one from the "
+                "Developer Portal (Bot → Reset Token)"
+            ) from exc
+
+    async def _wait_until_ready(self, connection: asyncio.Task[None]) -> None:
+        ready = asyncio.create_task(self._ready_event.wait())
+        done, _pending = await asyncio.wait(
+            {ready, connection}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready in done:
+            return
+        ready.cancel()
+        if connection not in done:
+            raise PlatformError(f"Discord gateway was not ready after {READY_TIMEOUT:.0f} s")
+        error = connection.exception()
+        if isinstance(error, discord.PrivilegedIntentsRequired):
+            raise ConfigError(
+                "DISCORD_MESSAGE_CONTENT=true but the Message Content Intent is not enabled "
+                "for this bot (Developer Portal → Bot → Privileged Gateway Intents)"
+            ) from error
+        raise PlatformError(f"Discord gateway connection ended: {error!r}") from error
+
+    async def stop(self) -> None:
+        """Close the gateway and HTTP session; put discord.py's REST base back."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._client.close()
+        if self._connection is not None:
+            await asyncio.wait({self._connection})
+        if self._previous_api_base is not None:
+            discord.http.Route.BASE = self._previous_api_base
+
+    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
+        """Edit one of the bot's earlier messages (crash recovery, shutdown)."""
+        messageable = self._client.get_partial_messageable(int(channel))
+        message = messageable.get_partial_message(int(message_id))
+        await guarded(message.edit(content=text, allowed_mentions=NO_MENTIONS))
+
+    # Slash commands --------------------------------------------------------------------
+
+    def _register_commands(self) -> None:
+        @self._tree.command(name="ask", description=ASK_DESCRIPTION)
+        @app_commands.describe(question="What do you want to know?")
+        async def ask(interaction: discord.Interaction, question: str) -> None:
+            await self.handle_ask(interaction, question)
+
+        @self._tree.command(name="reset", description=RESET_DESCRIPTION)
+        async def reset(interaction: discord.Interaction) -> None:
+            await self.handle_reset(interaction)
+
+    async def _sync_commands(self) -> None:
+        """Register /ask and /reset: in DISCORD_GUILD_ID at once, or globally (Discord
+        may take up to an hour to show global commands everywhere)."""
+        guild_id = self._settings.discord_guild_id
+        try:
+            if guild_id is not None:
+                guild = discord.Object(id=guild_id)
+                self._tree.copy_global_to(guild=guild)
+                synced = await self._tree.sync(guild=guild)
+            else:
+                synced = await self._tree.sync()
+        except discord.HTTPException as exc:
+            log.warning(
+                "slash commands not registered (%s); mentions and DMs still work",
+                describe_failure(exc.status, exc.code),
+            )
+            return
+        log.info(
+            "slash commands synced %s: %s",
+            f"to guild {guild_id}" if guild_id is not None else "globally",
+            ", ".join(f"/{command.name}" for command in synced),
+        )
+
+    async def handle_ask(self, interaction: discord.Interaction, question: str) -> None:
+        """`/ask`: acknowledge at once ("thinking…"), then answer in the response."""
+        key = self._interaction_key(interaction)
+        if key is None:
+            await interaction.response.send_message(DMS_DISABLED_TEXT, ephemeral=True)
+            return
+        try:
+            await guarded(interaction.response.defer(thinking=True))
+        except BridgeError as exc:
+            log.warning("could not acknowledge /ask: %s", exc)
+            return
+        surface = InteractionSurface(
+            interaction, self._limits, on_post=self._remembering(key, interaction.channel)
+        )
+        self._submit(
+            Question(
+                thread=key,
+                user_id=str(interaction.user.id),
+                text=question,
+                event_id=str(interaction.id),
+                is_dm=interaction.guild_id is None,
+            ),
+            surface,
+        )
+
+    async def handle_reset(self, interaction: discord.Interaction) -> None:
+        """`/reset`: forget this DM's or thread's conversation."""
+        key = self._interaction_key(interaction)
+        if key is None:
+            await interaction.response.send_message(DMS_DISABLED_TEXT, ephemeral=True)
+            return
+        if interaction.guild_id is not None and not isinstance(interaction.channel, discord.Thread):
+            await interaction.response.send_message(NOTHING_TO_RESET_TEXT, ephemeral=True)
+            return
+        await self._relay.reset(key)
+        await interaction.response.send_message(RESET_DONE_TEXT, ephemeral=True)
+
+    def _interaction_key(self, interaction: discord.Interaction) -> ThreadKey | None:
+        """The conversation a command belongs to; None for a DM when DMs are off."""
+        channel = interaction.channel
+        channel_id = interaction.channel_id or 0
+        if interaction.guild_id is None:
+            return dm_key(channel_id) if self._settings.discord_allow_dms else None
+        if isinstance(channel, discord.Thread):
+            return thread_key(interaction.guild_id, channel.parent_id, channel.id)
+        return thread_key(interaction.guild_id, channel_id, interaction.id)
+
+    # Messages --------------------------------------------------------------------------
+
+    async def handle_message(self, message: discord.Message) -> None:
+        """Route one gateway message; platform refusals are logged, never raised."""
+        if not is_person_message(message):
+            return
+        try:
+            if message.guild is None:
+                await self._on_direct_message(message)
+            else:
+                await self._on_guild_message(message, message.guild)
+        except BridgeError as exc:
+            log.warning("discord message %s not handled: %s", message.id, exc)
+
+    async def _on_direct_message(self, message: discord.Message) -> None:
+        if not self._settings.discord_allow_dms:
+            await self._say(message.channel, DMS_DISABLED_TEXT)
+            return
+        key = dm_key(message.channel.id)
+        text = message.content.strip()
+        if is_reset_command(text):
+            await self._relay.reset(key)
+            await self._say(message.channel, RESET_DONE_TEXT)
+            return
+        self._submit(
+            self._question(message, key, text), ChannelSurface(message.channel, self._limits)
+        )
+
+    async def _on_guild_message(self, message: discord.Message, guild: discord.Guild) -> None:
+        me = self._client.user
+        assert me is not None  # set at login, before any message can arrive
+        mentioned = any(user.id == me.id for user in message.mentions)
+        text = strip_bot_mention(message.content, me.id)
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            if channel.owner_id != me.id and not mentioned:
+                return
+            if not text and not mentioned:
+                return  # content withheld (no message-content intent): not for us
+            key = thread_key(guild.id, channel.parent_id, channel.id)
+            if is_reset_command(text):
+                await self._relay.reset(key)
+                await self._say(channel, RESET_DONE_TEXT)
+                return
+            self._submit(self._question(message, key, text), ChannelSurface(channel, self._limits))
+            return
+        answered = self._replied_answer(message, me.id)
+        if answered is not None:
+            key = self._answers.key_for(
+                str(answered.id),
+                str(answered.reference.message_id)
+                if answered.reference and answered.reference.message_id
+                else None,
+                str(guild.id),
+                str(channel.id),
+            )
+            self._reply_in_channel(message, key, text)
+        elif mentioned:
+            await self._answer_in_new_thread(message, guild, text)
+
+    @staticmethod
+    def _replied_answer(message: discord.Message, bot_id: int) -> discord.Message | None:
+        """The bot's answer this message replies to, if it is such a reply."""
+        reference = message.reference
+        resolved = reference.resolved if reference is not None else None
+        if isinstance(resolved, discord.Message) and resolved.author.id == bot_id:
+            return resolved
+        return None
+
+    async def _answer_in_new_thread(
+        self, message: discord.Message, guild: discord.Guild, text: str
+    ) -> None:
+        """Open a thread named after the question and answer there; fall back to a plain
+        reply where the bot may not create threads (or for an empty question, which only
+        gets a hint)."""
+        channel_key = thread_key(guild.id, message.channel.id, message.id)
+        if not text:
+            self._reply_in_channel(message, channel_key, text)
+            return
+        try:
+            thread = await guarded(
+                message.create_thread(
+                    name=thread_name(text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                )
+            )
+        except PlatformError as exc:
+            log.warning(
+                "cannot open a thread in channel %s (%s); answering with a plain reply",
+                message.channel.id,
+                exc,
+            )
+            self._reply_in_channel(message, channel_key, text)
+            return
+        key = thread_key(guild.id, message.channel.id, thread.id)
+        self._submit(self._question(message, key, text), ChannelSurface(thread, self._limits))
+
+    def _reply_in_channel(self, message: discord.Message, key: ThreadKey, text: str) -> None:
+        surface = ChannelSurface(
+            message.channel,
+            self._limits,
+            reply_to=message,
+            on_post=self._remembering(key, message.channel),
+        )
+        self._submit(self._question(message, key, text), surface)
+
+    def _remembering(self, key: ThreadKey, channel: object) -> Callable[[str], None] | None:
+        """Record answer ids for reply-continuation, where the channel is not itself the
+        conversation (plain channels; threads and DMs need no memory)."""
+        if key.workspace == "@dm" or isinstance(channel, discord.Thread):
+            return None
+        return lambda message_id: self._answers.remember(message_id, key)
+
+    @staticmethod
+    def _question(message: discord.Message, key: ThreadKey, text: str) -> Question:
+        return Question(
+            thread=key,
+            user_id=str(message.author.id),
+            text=text,
+            event_id=str(message.id),
+            is_dm=message.guild is None,
+        )
+
+    def _submit(self, question: Question, surface: ReplySurface) -> None:
+        task = self._relay.submit(question, surface)
+        if isinstance(surface, ChannelSurface):
+            # The relay may never touch the surface (duplicate event): stop typing anyway.
+            task.add_done_callback(lambda _task: surface.stop_typing())
+
+    async def _say(self, channel: discord.abc.Messageable, text: str) -> None:
+        """A short notice (reset done, DMs off); failures are logged, not raised."""
+        try:
+            await guarded(channel.send(text, allowed_mentions=NO_MENTIONS))
+        except BridgeError as exc:
+            log.warning("could not send a notice: %s", exc)
+
+
+def _log_connection_end(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("discord gateway connection ended: %r", error)

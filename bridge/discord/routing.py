@@ -1,0 +1,57 @@
+"""Which conversation a Discord message belongs to (`ThreadKey`s), and the small
+memory that lets a reply to one of the bot's answers continue that answer's thread."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from bridge.model import ThreadKey
+
+PLATFORM = "discord"
+DM_WORKSPACE = "@dm"
+# Answers remembered for reply-continuation in plain channels. Each entry is ~200 bytes;
+# older answers fall back to the question they replied to (see `AnswerIndex.key_for`).
+ANSWER_INDEX_SIZE = 10_000
+
+
+def dm_key(channel_id: int | str) -> ThreadKey:
+    """One conversation per DM channel."""
+    return ThreadKey(PLATFORM, DM_WORKSPACE, str(channel_id), str(channel_id))
+
+
+def thread_key(guild_id: int | str, parent_id: int | str, thread_id: int | str) -> ThreadKey:
+    """One conversation per thread; `parent_id` is the channel the thread lives in, so
+    channel allow-lists work for threads too. In plain-reply mode (no permission to create
+    threads) `thread_id` is the id of the question that started the conversation."""
+    return ThreadKey(PLATFORM, str(guild_id), str(parent_id), str(thread_id))
+
+
+class AnswerIndex:
+    """Bounded map from the bot's answer message ids to their conversation, in memory.
+
+    Threads need none of this (the thread is the conversation). In plain-reply mode a
+    person continues by replying to an answer; the answer's id finds the conversation.
+    """
+
+    def __init__(self, size: int = ANSWER_INDEX_SIZE) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, ThreadKey] = OrderedDict()
+
+    def remember(self, message_id: str, key: ThreadKey) -> None:
+        self._keys[message_id] = key
+        self._keys.move_to_end(message_id)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+    def key_for(
+        self, answer_id: str, answered_question_id: str | None, guild_id: str, channel_id: str
+    ) -> ThreadKey:
+        """The conversation of answer `answer_id` in plain channel `channel_id`.
+
+        Unknown answers (older than this process) continue the conversation keyed by the
+        question they replied to — right for the first follow-up after a restart.
+        """
+        known = self._keys.get(answer_id)
+        if known is not None:
+            return known
+        return thread_key(guild_id, channel_id, answered_question_id or answer_id)

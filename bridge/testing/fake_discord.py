@@ -1,0 +1,739 @@
+"""A fake Discord (REST API + gateway websocket) on 127.0.0.1 for driving the real
+discord.py client in tests and demos.
+
+It keeps just enough state to answer what the bridge asks (users, one guild with a text
+channel, DM channels, messages, threads, interactions and their webhook messages),
+records every REST request for assertions, and can inject the failures real Discord
+produces: a 429 with `Via` and JSON `retry_after`, or any status with a Discord error
+code (50013 missing permissions, 50007 closed DMs, 10003 unknown channel).
+
+Like real Discord it withholds message content from a client that did not ask for the
+privileged message-content intent, except in DMs and messages that mention the bot.
+
+    async with FakeDiscord() as fake:
+        settings = load_settings(discord_token="x", discord_api_url=fake.api_url)
+        ...
+        await fake.user_message(fake.dm_channel(fake.alice), "hello")
+        await fake.wait_for(lambda: fake.messages_in(channel))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+_log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v10"
+GATEWAY_PATH = "/gateway"
+# Real Discord asks for a heartbeat every ~41 s; tests end long before that.
+HEARTBEAT_INTERVAL_MS = 41_250
+MESSAGE_CONTENT_INTENT = 1 << 15
+CLOSE_DISALLOWED_INTENTS = 4014  # privileged intent requested but not enabled
+# Discord message flags / response types used below.
+FLAG_SUPPRESS_EMBEDS = 1 << 2
+FLAG_EPHEMERAL = 1 << 6
+FLAG_LOADING = 1 << 7
+RESPONSE_CHANNEL_MESSAGE = 4
+RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
+MESSAGE_DEFAULT, MESSAGE_REPLY = 0, 19
+# Every permission bit set: the fake does not model permissions, only injected failures.
+ALL_PERMISSIONS = str((1 << 53) - 1)
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One REST call the client made. `path` is relative to the API prefix."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    body: Json
+    headers: dict[str, str] = field(default_factory=dict)
+    skip: int = 0  # let this many matching requests through first
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+    # Exactly `application/json`: discord.py's login fails on `; charset=utf-8`.
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return web.Response(status=status, body=json.dumps(data).encode(), headers=all_headers)
+
+
+class FakeDiscord:
+    """Fake Discord REST + gateway. Use as an async context manager.
+
+    Attributes:
+        api_url: REST base for `DISCORD_API_URL` (`http://127.0.0.1:PORT/api/v10`).
+        gateway_url: websocket URL (`ws://127.0.0.1:PORT/gateway`), also served by
+            `GET /gateway/bot`.
+        bot: the bot's user payload; `alice`, `bob`: two people.
+        guild_id, channel_id: the one guild and its text channel.
+        requests: every REST request, in order.
+        messages: message id -> latest message payload.
+        threads: thread id -> thread payload.
+        identifies: IDENTIFY payloads received on the gateway.
+    """
+
+    def __init__(
+        self,
+        *,
+        application_id: str = "700000000000000001",
+        token: str | None = None,
+        message_content_enabled: bool = True,
+    ) -> None:
+        """
+        Args:
+            application_id: also the bot user's id, as on Discord.
+            token: when set, only `Bot <token>` is accepted (others get 401).
+            message_content_enabled: whether the privileged intent is enabled "in the
+                Developer Portal"; IDENTIFY asking for it otherwise closes with 4014.
+        """
+        self._token = token
+        self._message_content_enabled = message_content_enabled
+        self._ids = itertools.count(900_000_000_000_000_000)
+        self.application_id = application_id
+        self.bot = self.make_user("bridge-bot", bot=True, user_id=application_id)
+        self.alice = self.make_user("alice")
+        self.bob = self.make_user("bob")
+        self.guild_id = self.next_id()
+        self.channel_id = self.next_id()
+        self.channels: dict[str, Json] = {
+            self.channel_id: {
+                "id": self.channel_id,
+                "type": CHANNEL_TEXT,
+                "guild_id": self.guild_id,
+                "name": "general",
+                "position": 0,
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+                "topic": None,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+            }
+        }
+        self.requests: list[RecordedRequest] = []
+        self.messages: dict[str, Json] = {}
+        self.threads: dict[str, Json] = {}
+        self.identifies: list[Json] = []
+        self.commands: dict[str, list[Json]] = {}
+        self._interactions: dict[str, Json] = {}  # token -> interaction state
+        self._failures: list[_Failure] = []
+        self._pending_events: list[tuple[str, Json]] = []  # sent after the REST handler
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application()
+        app.router.add_get(GATEWAY_PATH, self._gateway)
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{GATEWAY_PATH}"
+
+    # Builders --------------------------------------------------------------------------
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def make_user(self, name: str, *, bot: bool = False, user_id: str | None = None) -> Json:
+        return {
+            "id": user_id or self.next_id(),
+            "username": name,
+            "discriminator": "0",
+            "global_name": None,
+            "avatar": None,
+            "bot": bot,
+        }
+
+    def dm_channel(self, user: Json) -> str:
+        """The id of the DM channel between the bot and `user` (created on first use)."""
+        for channel in self.channels.values():
+            if channel["type"] == CHANNEL_DM and channel["recipients"][0]["id"] == user["id"]:
+                return str(channel["id"])
+        channel_id = self.next_id()
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "type": CHANNEL_DM,
+            "recipients": [user],
+            "last_message_id": None,
+        }
+        return channel_id
+
+    def _member(self, user: Json) -> Json:
+        return {
+            "user": user,
+            "roles": [],
+            "joined_at": _now(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
+
+    def _guild_payload(self) -> Json:
+        return {
+            "id": self.guild_id,
+            "name": "Fake Guild",
+            "icon": None,
+            "owner_id": self.alice["id"],
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [
+                {
+                    "id": self.guild_id,
+                    "name": "@everyone",
+                    "permissions": ALL_PERMISSIONS,
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_flags": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "unavailable": False,
+            "large": False,
+            "member_count": 3,
+            "joined_at": _now(),
+            "members": [self._member(self.bot)],
+            "channels": [c for c in self.channels.values() if c.get("guild_id") == self.guild_id],
+            "threads": list(self.threads.values()),
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def _message_payload(
+        self,
+        channel_id: str,
+        content: str,
+        author: Json,
+        *,
+        mentions: Iterable[Json] = (),
+        reply_to: str | None = None,
+        flags: int = 0,
+    ) -> Json:
+        message: Json = {
+            "id": self.next_id(),
+            "channel_id": channel_id,
+            "author": author,
+            "content": content,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": list(mentions),
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": MESSAGE_DEFAULT,
+            "flags": flags,
+        }
+        if reply_to is not None:
+            message["type"] = MESSAGE_REPLY
+            message["message_reference"] = {"message_id": reply_to, "channel_id": channel_id}
+            referenced = self.messages.get(reply_to)
+            if referenced is not None:
+                message["referenced_message"] = dict(referenced)
+        guild_id = self._guild_of(channel_id)
+        if guild_id is not None:
+            message["guild_id"] = guild_id
+        return message
+
+    def _guild_of(self, channel_id: str) -> str | None:
+        channel = self.channels.get(channel_id) or self.threads.get(channel_id)
+        return None if channel is None else channel.get("guild_id")
+
+    # Driving the client ---------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send one DISPATCH event to every connected gateway client."""
+        self._seq += 1
+        frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        for ws in list(self._sockets):
+            await ws.send_str(frame)
+        await self._notify()
+
+    async def user_message(
+        self,
+        channel_id: str,
+        content: str,
+        *,
+        author: Json | None = None,
+        mention_bot: bool = False,
+        reply_to: str | None = None,
+    ) -> Json:
+        """A person (alice by default) posts `content`; the client gets MESSAGE_CREATE.
+
+        With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`.
+        Returns the full stored payload (content is withheld on the gateway when the
+        client lacks the message-content intent, as Discord does).
+        """
+        author = author or self.alice
+        mentions = []
+        if mention_bot:
+            content = f"<@{self.bot['id']}> {content}"
+            mentions.append(self.bot)
+        if reply_to is not None and self.messages.get(reply_to, {}).get("author") == self.bot:
+            mentions.append(self.bot)  # a reply pings the author by default
+        message = self._message_payload(
+            channel_id, content, author, mentions=mentions, reply_to=reply_to
+        )
+        self.messages[message["id"]] = message
+        sent = dict(message)
+        if sent.get("guild_id"):
+            sent["member"] = {k: v for k, v in self._member(author).items() if k != "user"}
+            if not self._client_reads_content() and not mentions:
+                sent["content"] = ""
+        await self.dispatch("MESSAGE_CREATE", sent)
+        return message
+
+    def _client_reads_content(self) -> bool:
+        return bool(self.identifies) and bool(
+            int(self.identifies[-1].get("intents", 0)) & MESSAGE_CONTENT_INTENT
+        )
+
+    async def run_command(
+        self,
+        name: str,
+        options: dict[str, str] | None = None,
+        *,
+        channel_id: str,
+        user: Json | None = None,
+    ) -> Json:
+        """A person runs slash command `name`; the client gets INTERACTION_CREATE.
+
+        Returns the interaction payload; its `token` keys `interaction_messages`.
+        """
+        user = user or self.alice
+        token = f"itoken-{self.next_id()}"
+        channel = self.channels.get(channel_id) or self.threads[channel_id]
+        interaction: Json = {
+            "id": self.next_id(),
+            "application_id": self.application_id,
+            "type": 2,
+            "token": token,
+            "version": 1,
+            "attachment_size_limit": 8 * 1024 * 1024,
+            "data": {
+                "id": self.next_id(),
+                "name": name,
+                "type": 1,
+                "options": [
+                    {"name": key, "type": 3, "value": value}
+                    for key, value in (options or {}).items()
+                ],
+            },
+            "channel_id": channel_id,
+            "channel": channel,
+            "app_permissions": ALL_PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+        }
+        guild_id = channel.get("guild_id")
+        if guild_id:
+            interaction["guild_id"] = guild_id
+            interaction["context"] = 0
+            interaction["member"] = {**self._member(user), "permissions": ALL_PERMISSIONS}
+        else:
+            interaction["context"] = 1
+            interaction["user"] = user
+        self._interactions[token] = {"payload": interaction, "messages": [], "callbacks": []}
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    # Failure injection -----------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int,
+        code: int = 0,
+        message: str = "error",
+        skip: int = 0,
+    ) -> None:
+        """Answer the next matching request (after `skip` matches) with a Discord error."""
+        body = {"message": message, "code": code}
+        self._failures.append(_Failure(method, re.compile(path_regex), status, body, skip=skip))
+
+    def rate_limit_patch(self, nth: int = 1, *, retry_after: float = 0.3) -> None:
+        """Answer the `nth` PATCH from now with a real-looking 429 (once)."""
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": str(retry_after),
+            "X-RateLimit-Bucket": "fake-edit-bucket",
+            "X-RateLimit-Scope": "user",
+        }
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": retry_after,
+            "global": False,
+        }
+        self._failures.append(
+            _Failure("PATCH", re.compile(".*"), 429, body, headers=headers, skip=nth - 1)
+        )
+
+    def _injected_failure(self, method: str, path: str) -> Any | None:
+        for failure in self._failures:
+            if failure.method == method and failure.pattern.search(path):
+                if failure.skip:
+                    failure.skip -= 1
+                    continue
+                self._failures.remove(failure)
+                return _json_response(failure.body, failure.status, failure.headers)
+        return None
+
+    # Assertions ------------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 15.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked after every request and event);
+        `within` is a generous bound for a condition, not a speed assertion."""
+        async with asyncio.timeout(within), self._changed:
+            return await self._changed.wait_for(predicate)
+
+    def messages_in(self, channel_id: str) -> list[Json]:
+        """Messages in one channel or thread, oldest first."""
+        return [m for m in self.messages.values() if m["channel_id"] == channel_id]
+
+    def bot_messages_in(self, channel_id: str) -> list[Json]:
+        return [m for m in self.messages_in(channel_id) if m["author"]["id"] == self.bot["id"]]
+
+    def interaction_messages(self, token: str) -> list[Json]:
+        """The original response and followups of one interaction, oldest first."""
+        return [self.messages[mid] for mid in self._interactions[token]["messages"]]
+
+    def interaction_callbacks(self, token: str) -> list[Json]:
+        return list(self._interactions[token]["callbacks"])
+
+    def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
+        pattern = re.compile(path_regex)
+        return [r for r in self.requests if r.method == method and pattern.search(r.path)]
+
+    # REST ------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> Any:
+        path = "/" + request.match_info["tail"]
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            body = json.loads(raw) if raw else None
+        self.requests.append(RecordedRequest(request.method, path, dict(request.query), body))
+        try:
+            if self._rejects(request.headers.get("Authorization")):
+                return _json_response({"message": "401: Unauthorized", "code": 0}, 401)
+            failure = self._injected_failure(request.method, path)
+            if failure is not None:
+                return failure
+            response = self._route(request.method, path, body)
+            while self._pending_events:
+                await self.dispatch(*self._pending_events.pop(0))
+            return response
+        finally:
+            await self._notify()
+
+    def _rejects(self, authorization: str | None) -> bool:
+        """Bot-token calls must carry the configured token; interaction webhooks carry
+        none (their URL token is the credential)."""
+        return self._token is not None and authorization not in (None, f"Bot {self._token}")
+
+    def _route(self, method: str, path: str, body: Any) -> Any:
+        for route_method, pattern, handler in self._routes():
+            if method != route_method:
+                continue
+            match = re.fullmatch(pattern, path)
+            if match:
+                return handler(body, *match.groups())
+        return _json_response({"message": "404: Not Found", "code": 0}, 404)
+
+    def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [
+            ("GET", r"/users/@me", lambda _b: _json_response(self.bot)),
+            ("GET", r"/oauth2/applications/@me", lambda _b: _json_response(self._application())),
+            ("GET", r"/gateway/bot", lambda _b: _json_response(self._gateway_bot())),
+            ("GET", r"/gateway", lambda _b: _json_response({"url": self.gateway_url})),
+            ("GET", r"/channels/(\d+)", self._get_channel),
+            ("POST", r"/channels/(\d+)/typing", lambda _b, _c: web.Response(status=204)),
+            ("POST", r"/channels/(\d+)/messages", self._create_message),
+            ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
+            ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._create_thread),
+            ("POST", r"/users/@me/channels", self._open_dm),
+            ("PUT", r"/applications/(\d+)/commands", self._put_commands),
+            ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._put_commands),
+            ("POST", r"/interactions/(\d+)/([^/]+)/callback", self._interaction_callback),
+            ("PATCH", r"/webhooks/(\d+)/([^/]+)/messages/@original", self._edit_original),
+            ("POST", r"/webhooks/(\d+)/([^/]+)", self._followup),
+            ("PATCH", r"/webhooks/(\d+)/([^/]+)/messages/(\d+)", self._edit_followup),
+        ]
+
+    def _application(self) -> Json:
+        return {
+            "id": self.application_id,
+            "name": "bridge",
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": self.alice,
+            "flags": 0,
+        }
+
+    def _gateway_bot(self) -> Json:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+
+    def _get_channel(self, _body: Any, channel_id: str) -> Any:
+        channel = self.channels.get(channel_id) or self.threads.get(channel_id)
+        if channel is None:
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        return _json_response(channel)
+
+    def _bot_message(self, channel_id: str, body: Json) -> Json:
+        reference = (body.get("message_reference") or {}).get("message_id")
+        message = self._message_payload(
+            channel_id,
+            body.get("content") or "",
+            self.bot,
+            reply_to=str(reference) if reference else None,
+            flags=int(body.get("flags") or 0),
+        )
+        message["allowed_mentions"] = body.get("allowed_mentions")
+        self.messages[message["id"]] = message
+        return message
+
+    def _create_message(self, body: Json, channel_id: str) -> Any:
+        if channel_id not in self.channels and channel_id not in self.threads:
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        return _json_response(self._bot_message(channel_id, body))
+
+    def _update(self, message_id: str, body: Json) -> Any:
+        message = self.messages.get(message_id)
+        if message is None:
+            return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        if "content" in body:
+            message["content"] = body["content"] or ""
+        flags = int(body["flags"] or 0) if "flags" in body else message["flags"]
+        message["flags"] = flags & ~FLAG_LOADING  # an edit ends the "thinking…" state
+        message["edited_timestamp"] = _now()
+        message["allowed_mentions"] = body.get("allowed_mentions")
+        return _json_response(message)
+
+    def _edit_message(self, body: Json, _channel_id: str, message_id: str) -> Any:
+        return self._update(message_id, body)
+
+    def _create_thread(self, body: Json, channel_id: str, message_id: str) -> Any:
+        parent = self.channels.get(channel_id)
+        if parent is None or parent["type"] != CHANNEL_TEXT:
+            return _json_response({"message": "Cannot execute action", "code": 50024}, 400)
+        thread: Json = {
+            "id": message_id,  # Discord reuses the starter message id
+            "guild_id": parent["guild_id"],
+            "parent_id": channel_id,
+            "owner_id": self.bot["id"],
+            "name": body["name"],
+            "type": CHANNEL_PUBLIC_THREAD,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "archive_timestamp": _now(),
+                "locked": False,
+            },
+        }
+        self.threads[message_id] = thread
+        self._pending_events.append(("THREAD_CREATE", {**thread, "newly_created": True}))
+        return _json_response(thread, 201)
+
+    def _open_dm(self, body: Json) -> Any:
+        user = next(
+            (u for u in (self.alice, self.bob) if u["id"] == str(body["recipient_id"])), None
+        )
+        if user is None:
+            return _json_response({"message": "Unknown User", "code": 10013}, 404)
+        return _json_response(self.channels[self.dm_channel(user)])
+
+    def _put_commands(self, body: list[Json], _app: str, guild_id: str | None = None) -> Any:
+        stored = [
+            {
+                **command,
+                "id": self.next_id(),
+                "application_id": self.application_id,
+                "version": "1",
+                "type": command.get("type", 1),
+                "default_member_permissions": None,
+                "nsfw": False,
+                **({"guild_id": guild_id} if guild_id else {}),
+            }
+            for command in body
+        ]
+        self.commands[guild_id or "global"] = stored
+        return _json_response(stored)
+
+    def _interaction_callback(self, body: Json, interaction_id: str, token: str) -> Any:
+        state = self._interactions.get(token)
+        if state is None or state["payload"]["id"] != interaction_id:
+            return _json_response({"message": "Unknown interaction", "code": 10062}, 404)
+        state["callbacks"].append(body)
+        data = body.get("data") or {}
+        flags = int(data.get("flags") or 0)
+        if body["type"] == RESPONSE_DEFERRED_CHANNEL_MESSAGE:
+            flags |= FLAG_LOADING
+        message = self._bot_message(state["payload"]["channel_id"], {**data, "flags": flags})
+        state["messages"].append(message["id"])
+        return _json_response(
+            {
+                "interaction": {
+                    "id": interaction_id,
+                    "type": 2,
+                    "response_message_id": message["id"],
+                    "response_message_loading": bool(flags & FLAG_LOADING),
+                    "response_message_ephemeral": bool(flags & FLAG_EPHEMERAL),
+                },
+                "resource": {"type": body["type"], "message": message},
+            }
+        )
+
+    def _interaction_state(self, token: str) -> Json | None:
+        return self._interactions.get(token)
+
+    def _edit_original(self, body: Json, _app: str, token: str) -> Any:
+        state = self._interaction_state(token)
+        if state is None or not state["messages"]:
+            return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        return self._update(state["messages"][0], body)
+
+    def _followup(self, body: Json, _app: str, token: str) -> Any:
+        state = self._interaction_state(token)
+        if state is None:
+            return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        message = self._bot_message(state["payload"]["channel_id"], body)
+        state["messages"].append(message["id"])
+        return _json_response(message)
+
+    def _edit_followup(self, body: Json, _app: str, token: str, message_id: str) -> Any:
+        state = self._interaction_state(token)
+        if state is None or message_id not in state["messages"]:
+            return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        return self._update(message_id, body)
+
+    # Gateway ---------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        try:
+            await ws.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                await self._gateway_op(ws, json.loads(frame.data))
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def _gateway_op(self, ws: web.WebSocketResponse, payload: Json) -> None:
+        op = payload.get("op")
+        if op == 1:  # heartbeat
+            await ws.send_json({"op": 11})
+        elif op == 2:  # identify
+            self.identifies.append(payload["d"])
+            asks_content = int(payload["d"].get("intents", 0)) & MESSAGE_CONTENT_INTENT
+            if asks_content and not self._message_content_enabled:
+                await ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+                return
+            await self._send_ready(ws)
+        else:
+            _log.debug("fake discord ignores gateway op %s", op)
+
+    async def _send_ready(self, ws: web.WebSocketResponse) -> None:
+        self._seq += 1
+        ready = {
+            "v": 10,
+            "user": self.bot,
+            "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "session_id": "fake-session",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": self.application_id, "flags": 0},
+            "private_channels": [],
+        }
+        await ws.send_json({"op": 0, "t": "READY", "s": self._seq, "d": ready})
+        self._seq += 1
+        guild = self._guild_payload()
+        await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
+        await self._notify()
