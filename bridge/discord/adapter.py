@@ -382,10 +382,10 @@ class DiscordAdapter:
         self, message: discord.Message, guild: discord.Guild, text: str
     ) -> None:
         """Open a thread named after the question and answer there; fall back to a plain
-        reply where the bot may not create threads (or for an empty question, which only
-        gets a hint)."""
+        reply where the bot may not create threads (or for an empty or not-allowed
+        question, which only gets a hint or a refusal — no thread for either)."""
         channel_key = thread_key(guild.id, message.channel.id, message.id)
-        if not text:
+        if not text or not self._relay.allows(self._question(message, channel_key, text)):
             self._reply_in_channel(message, channel_key, text)
             return
         try:

@@ -354,6 +354,18 @@ async def test_bare_mention_gets_a_hint_reply_without_a_thread(
     assert not backend_questions(mock)
 
 
+async def test_mention_in_a_channel_not_allowed_is_refused_without_a_thread(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path, bridge_allowed_channels="some-other-channel"):
+        await fake.user_message(fake.channel_id, "what is new?", mention_bot=True)
+        (refusal,) = await fake.wait_for(lambda: fake.bot_messages_in(fake.channel_id))
+
+    assert "not enabled here" in refusal["content"]
+    assert not fake.threads
+    assert not backend_questions(mock)
+
+
 async def test_reset_command_in_a_thread(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
