@@ -235,6 +235,7 @@ class Relay:
         log.info("question refused: %s", text)
         try:
             await surface.post(surface.neutralize(text))
+            await surface.close()
         except BridgeError as exc:
             log.warning("could not deliver the refusal: %s", exc)
         await self._store.update_turn(

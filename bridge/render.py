@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from bridge import metrics
 from bridge.backends.events import Source
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
 from bridge.safety import safe_sources
@@ -254,7 +253,6 @@ class ReplyRenderer:
                 self._last_call = self._clock()
             return True
         except PlatformRateLimited as exc:
-            metrics.PLATFORM_RATE_LIMITED.labels(exc.platform or "unknown").inc()
             self._last_call = self._clock()
             self._blocked_until = self._last_call + exc.retry_after
             self._interval = min(

@@ -1,0 +1,272 @@
+"""The Slack platform adapter: slack-bolt `AsyncApp` in, relay out.
+
+Events arrive over Socket Mode (SLACK_APP_TOKEN) or the HTTP Events API
+(SLACK_SIGNING_SECRET, `http_handler` mounted at `POST /slack/events`); bolt verifies
+signatures and acknowledges. Handlers stay thin: `route_event` decides, the relay answers
+in a background task (so the ack is never late), and a surface draws the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.config import Settings
+from bridge.errors import BridgeError, ConfigError, PlatformError
+from bridge.safety import neutralize_slack
+from bridge.slack.api import SlackApi, SlackCallError
+from bridge.slack.budget import UPDATE, SlackRates, WorkspaceBudgets
+from bridge.slack.events import Incoming, Route, route_event
+from bridge.slack.surface import (
+    NativeStreaming,
+    ReplyTarget,
+    UpdateSurface,
+    build_surface,
+    message_fields,
+)
+
+if TYPE_CHECKING:  # the relay is handed in; importing it would pull the renderer
+    from bridge.relay import Relay
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+# Socket Mode connect normally takes well under a second; slack_sdk retries forever, we don't.
+CONNECT_TIMEOUT_SECONDS = 30.0
+RESET_TEXT = "Okay — I've forgotten our conversation. Your next message starts a new one."
+THINKING_STATUS = "is thinking…"
+# Slack shows at most four suggested prompts; titles are cut short in the UI.
+MAX_SUGGESTED_PROMPTS = 4
+PROMPT_TITLE_CHARS = 75
+
+
+class SlackAdapter:
+    """Slack via slack-bolt: Socket Mode and/or HTTP events, answers via the relay.
+
+    Args:
+        settings: SLACK_BOT_TOKEN is required; SLACK_APP_TOKEN enables Socket Mode,
+            SLACK_SIGNING_SECRET the HTTP handler; SLACK_API_URL points at another API.
+        relay: answers questions.
+        session: the process' aiohttp session, reused for Web API calls.
+        rates: per-workspace call budgets (tests use small ones).
+    """
+
+    name = "slack"
+
+    def __init__(
+        self,
+        settings: Settings,
+        relay: Relay,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        rates: SlackRates | None = None,
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise ConfigError("Slack needs SLACK_BOT_TOKEN (the xoxb- Bot User OAuth Token)")
+        self._settings = settings
+        self._relay = relay
+        base_url = settings.slack_api_url or DEFAULT_API_URL
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            session=session,
+        )
+        self._api = SlackApi(client, WorkspaceBudgets(rates or SlackRates()))
+        self._native = NativeStreaming(settings.slack_streaming)
+        secret = settings.slack_signing_secret
+        self._signing_secret = secret.get_secret_value() if secret is not None else ""
+        self._app = AsyncApp(
+            client=client,
+            signing_secret=self._signing_secret,
+            logger=logging.getLogger("slack_bolt"),
+            name="bridge",
+        )
+        self._app.event("app_mention")(self._on_message)
+        self._app.event("message")(self._on_message)
+        self._app.event("assistant_thread_started")(self._on_assistant_thread_started)
+        self._app.event("assistant_thread_context_changed")(self._on_ignored_event)
+        self._socket: AsyncSocketModeHandler | None = None
+        self._bot_user_id = ""
+        self._team_id = ""
+        self._started = False
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # PlatformAdapter -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Learn the bot's identity (auth.test); with SLACK_APP_TOKEN, connect Socket Mode.
+
+        Raises:
+            PlatformError: Slack rejected a token or the Socket Mode connection failed.
+        """
+        try:
+            identity = await self._api.call("auth.test")
+        except SlackCallError as exc:
+            raise PlatformError(f"Slack rejected SLACK_BOT_TOKEN ({exc.error})") from exc
+        self._bot_user_id = str(identity.get("user_id") or "")
+        self._team_id = str(identity.get("team_id") or "")
+        if self._settings.slack_app_token is not None:
+            await self._connect_socket_mode(self._settings.slack_app_token.get_secret_value())
+        self._started = True
+        log.info(
+            "Slack connected as %s in %s (%s)",
+            self._bot_user_id,
+            self._team_id,
+            "Socket Mode" if self._socket else "HTTP events",
+        )
+
+    async def _connect_socket_mode(self, app_token: str) -> None:
+        # Asking for the URL ourselves turns a bad app token into one clear error;
+        # slack_sdk's connect() would retry it forever.
+        try:
+            opened = await self._api.call("apps.connections.open", token=app_token)
+        except SlackCallError as exc:
+            raise PlatformError(f"Slack rejected SLACK_APP_TOKEN ({exc.error})") from exc
+        socket = AsyncSocketModeHandler(self._app, app_token, web_client=self._api.client)
+        socket.client.wss_uri = str(opened["url"])
+        self._socket = socket
+        try:
+            await asyncio.wait_for(socket.connect_async(), CONNECT_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            await self.stop()
+            raise PlatformError("could not open the Slack Socket Mode connection") from exc
+
+    async def stop(self) -> None:
+        """Close Socket Mode (if open); later HTTP events are still verified but the
+        adapter reports not ready. Safe to call twice."""
+        self._started = False
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close_async()
+
+    @property
+    def ready(self) -> bool:
+        if not self._started:
+            return False
+        if self._socket is None:
+            return True
+        client = self._socket.client
+        session = client.current_session
+        return not client.closed and session is not None and not session.closed
+
+    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
+        """Replace one of the bot's messages (crash recovery); ends a stream left open."""
+        fields = message_fields(neutralize_slack(text))
+        update = {"team_id": self._team_id, "budget": UPDATE, "channel": channel, "ts": message_id}
+        try:
+            await self._api.call("chat.update", **update, **fields)
+        except SlackCallError as exc:
+            if exc.error != "streaming_state_conflict":
+                raise
+            await self._api.call("chat.stopStream", channel=channel, ts=message_id)
+            await self._api.call("chat.update", **update, **fields)
+
+    # HTTP Events API -------------------------------------------------------------------
+
+    async def http_handler(self, request: web.Request) -> web.StreamResponse:
+        """`POST /slack/events`: bolt checks the signature and timestamp (401 otherwise),
+        answers url_verification and acknowledges events before they are answered."""
+        if not self._signing_secret:
+            raise web.HTTPNotFound(text="Slack HTTP events need SLACK_SIGNING_SECRET")
+        response = await self._app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # Event handlers --------------------------------------------------------------------
+
+    async def _on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        incoming = route_event(body, self._bot_user_id or context.bot_user_id or "")
+        if incoming is None:
+            return
+        try:
+            await self._handle(incoming)
+        except BridgeError as exc:
+            log.warning("could not handle Slack event %s: %s", incoming.question.event_id, exc)
+
+    async def _handle(self, incoming: Incoming) -> None:
+        question = incoming.question
+        thread = question.thread
+        if incoming.route is Route.RESET:
+            await self._relay.reset(thread)
+            await self._api.call(
+                "chat.postMessage",
+                team_id=incoming.team_id,
+                channel=thread.channel,
+                thread_ts=incoming.reply_thread_ts,
+                **message_fields(RESET_TEXT),
+            )
+            return
+        if incoming.route is Route.FOLLOW_UP and not await self._relay.knows_thread(thread):
+            return
+        if question.is_dm and incoming.reply_thread_ts is not None:
+            await self._set_thinking(thread.channel, incoming.reply_thread_ts)
+        target = ReplyTarget(
+            team_id=incoming.team_id,
+            channel=thread.channel,
+            thread_ts=incoming.reply_thread_ts,
+            user_id=question.user_id,
+        )
+        surface = build_surface(
+            self._api,
+            target,
+            edit_interval=self._settings.bridge_edit_interval,
+            native=self._native,
+        )
+        self._close_after(self._relay.submit(question, surface), surface)
+
+    async def _set_thinking(self, channel: str, thread_ts: str) -> None:
+        """Assistant threads show a "thinking" status until the reply arrives; plain DM
+        threads refuse it, which is harmless."""
+        try:
+            await self._api.call(
+                "assistant.threads.setStatus",
+                channel_id=channel,
+                thread_ts=thread_ts,
+                status=THINKING_STATUS,
+            )
+        except SlackCallError as exc:
+            log.debug("no assistant status for %s/%s: %s", channel, thread_ts, exc.error)
+
+    def _close_after(self, answer: asyncio.Task[Any], surface: UpdateSurface) -> None:
+        """Make sure the surface is closed (open streams stopped) however the answer
+        ended, including refusals that only post."""
+
+        async def close_when_done() -> None:
+            await asyncio.wait({answer})
+            try:
+                await surface.close()
+            except BridgeError as exc:
+                log.warning("could not finish a Slack reply: %s", exc)
+
+        closer = asyncio.create_task(close_when_done())
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+
+    async def _on_assistant_thread_started(self, body: dict[str, Any]) -> None:
+        thread = (body.get("event") or {}).get("assistant_thread") or {}
+        prompts = [
+            {"title": prompt[:PROMPT_TITLE_CHARS], "message": prompt}
+            for prompt in self._settings.slack_suggested_prompts[:MAX_SUGGESTED_PROMPTS]
+        ]
+        if not prompts or not thread.get("channel_id"):
+            return
+        try:
+            await self._api.call(
+                "assistant.threads.setSuggestedPrompts",
+                channel_id=thread["channel_id"],
+                thread_ts=thread.get("thread_ts"),
+                prompts=prompts,
+            )
+        except BridgeError as exc:
+            log.warning("could not set suggested prompts: %s", exc)
+
+    async def _on_ignored_event(self) -> None:
+        """Subscribed for the assistant pane; acknowledged, nothing to do."""

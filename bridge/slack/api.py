@@ -1,0 +1,81 @@
+"""The one place Slack Web API calls are made: budget, metrics and error mapping.
+
+slack_sdk raises `SlackApiError` for both HTTP 429 and `ok: false`; here a 429 becomes
+`PlatformRateLimited` (and pauses the workspace's budget), and any other refusal a
+`SlackCallError` carrying Slack's error code so callers can branch on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bridge.errors import PlatformError, PlatformRateLimited
+from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
+from bridge.slack.budget import WorkspaceBudgets
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# Slack's 429s nearly always carry Retry-After; this is the wait when one does not.
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class SlackCallError(PlatformError):
+    """Slack answered `ok: false` (or the request failed); `error` is Slack's code."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else DEFAULT_RETRY_AFTER
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+class SlackApi:
+    """Budgeted, counted Web API calls for one bot token."""
+
+    def __init__(self, client: AsyncWebClient, budgets: WorkspaceBudgets) -> None:
+        self.client = client
+        self.budgets = budgets
+
+    async def call(
+        self, method: str, *, team_id: str = "", budget: str | None = None, **params: Any
+    ) -> AsyncSlackResponse:
+        """Call `method` with JSON `params`, first taking a token from `budget` if given.
+
+        Raises:
+            PlatformRateLimited: Slack answered 429 (the workspace budget is paused too).
+            SlackCallError: Slack refused or could not be reached.
+        """
+        bucket = self.budgets.bucket(team_id, budget) if budget else None
+        if bucket is not None:
+            await bucket.acquire()
+        PLATFORM_CALLS.labels(platform=PLATFORM, method=method).inc()
+        body = {key: value for key, value in params.items() if value is not None}
+        try:
+            return await self.client.api_call(method, json=body)
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                retry_after = _retry_after(exc)
+                PLATFORM_RATE_LIMITED.labels(platform=PLATFORM).inc()
+                log.warning("slack %s rate limited; retry after %.1fs", method, retry_after)
+                if bucket is not None:
+                    bucket.pause(retry_after)
+                raise PlatformRateLimited(retry_after, PLATFORM) from exc
+            error = str(exc.response.get("error") or f"http_{exc.response.status_code}")
+            raise SlackCallError(method, error) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SlackCallError(method, type(exc).__name__) from exc

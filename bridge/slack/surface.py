@@ -1,0 +1,276 @@
+"""Where one answer is drawn in Slack: `chat.update` edits, or Slack's native streaming.
+
+Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
+
+* `UpdateSurface` posts a message with a `markdown` block and edits it with `chat.update`
+  (works everywhere, ~50 edits/min per workspace).
+* `StreamSurface` uses `chat.startStream` / `appendStream` / `stopStream`. A stream can
+  only grow, so it holds back text that may still be replaced: the placeholder and status
+  lines the renderer shows before the answer, and anything not extending what was shown.
+  When an edit rewrites streamed text, the stream is stopped and the message is fixed
+  with `chat.update`; when the workspace lacks streaming it falls back to `UpdateSurface`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bridge.backends.events import Source
+from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
+from bridge.slack.api import SlackApi, SlackCallError
+from bridge.slack.budget import STREAM, UPDATE
+from bridge.surface import SurfaceLimits
+
+log = logging.getLogger(__name__)
+
+# Slack `markdown` blocks hold at most 12,000 characters per message (PLATFORM-NOTES.md).
+MAX_MESSAGE_CHARS = 12_000
+# A markdown block may not be empty; shown only if the renderer ever posts blank text.
+BLANK_TEXT = "…"
+# Errors meaning "this workspace/token cannot stream", as opposed to a bad channel.
+NATIVE_UNAVAILABLE_ERRORS = frozenset(
+    {
+        "unknown_method",
+        "not_allowed",
+        "not_allowed_token_type",
+        "missing_scope",
+        "invalid_arguments",
+        "method_deprecated",
+        "feature_not_enabled",
+        "not_enabled",
+        "team_not_allowed",
+    }
+)
+
+StreamingMode = Literal["auto", "native", "update"]
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where a reply goes and who it is for (streaming in channels needs the recipient)."""
+
+    team_id: str
+    channel: str
+    thread_ts: str | None
+    user_id: str
+
+
+def slack_sources_block(sources: Sequence[Source]) -> str:
+    """The sources as a numbered list of Markdown links for a `markdown` block.
+
+    Unlike Discord, no `<url>` wrapping: `unfurl_links` is off anyway, and `<…>` is
+    Slack control syntax. The renderer does not neutralize this block, so titles are
+    neutralized here (they come from the backend and may hold `<!channel>`)."""
+    if not sources:
+        return ""
+    lines = [
+        f"{number}. [{escape_markdown_link_text(neutralize_slack(source_label(source)))}]"
+        f"({link_target(source.url)})"
+        for number, source in enumerate(sources, start=1)
+    ]
+    return "\n\n**Sources**\n" + "\n".join(lines)
+
+
+def message_fields(text: str) -> dict[str, Any]:
+    """`text` + `markdown` block for chat.postMessage / chat.update (text is the fallback
+    used in notifications)."""
+    shown = text if text.strip() else BLANK_TEXT
+    return {"text": shown, "blocks": [{"type": "markdown", "text": shown}]}
+
+
+class NativeStreaming:
+    """Decides per workspace whether to try native streaming (SLACK_STREAMING).
+
+    `auto` remembers a workspace that refused streaming so later answers go straight to
+    `chat.update`; `native` keeps trying (and still falls back per answer); `update` never
+    streams.
+    """
+
+    def __init__(self, mode: StreamingMode) -> None:
+        self.mode = mode
+        self._unavailable: set[str] = set()
+
+    def wanted(self, team_id: str) -> bool:
+        if self.mode == "update":
+            return False
+        return self.mode == "native" or team_id not in self._unavailable
+
+    def refused(self, team_id: str, error: str) -> None:
+        if self.mode == "auto" and team_id not in self._unavailable:
+            log.warning(
+                "Slack streaming unavailable in workspace %s (%s); using chat.update",
+                team_id,
+                error,
+            )
+            self._unavailable.add(team_id)
+
+
+class UpdateSurface:
+    """Posts one message per part and edits it with budgeted `chat.update` calls."""
+
+    def __init__(self, api: SlackApi, target: ReplyTarget, *, edit_interval: float) -> None:
+        self._api = api
+        self._target = target
+        self.limits = SurfaceLimits(
+            max_message_chars=MAX_MESSAGE_CHARS, min_edit_interval=edit_interval
+        )
+
+    @property
+    def channel(self) -> str:
+        return self._target.channel
+
+    async def post(self, text: str) -> str:
+        response = await self._api.call(
+            "chat.postMessage",
+            team_id=self._target.team_id,
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            **message_fields(text),
+        )
+        return str(response["ts"])
+
+    async def edit(self, message_id: str, text: str) -> None:
+        await self._api.call(
+            "chat.update",
+            team_id=self._target.team_id,
+            budget=UPDATE,
+            channel=self._target.channel,
+            ts=message_id,
+            **message_fields(text),
+        )
+
+    def neutralize(self, text: str) -> str:
+        return neutralize_slack(text)
+
+    def render_sources(self, sources: Sequence[Source]) -> str:
+        return slack_sources_block(sources)
+
+    async def close(self) -> None:
+        """Nothing to end: every edit was already final on Slack's side."""
+
+
+@dataclass
+class _Stream:
+    """One streamed message: what Slack shows (`committed`) and the latest wish (`latest`)."""
+
+    committed: str = ""
+    latest: str = ""
+
+
+class StreamSurface(UpdateSurface):
+    """Native Slack streaming for replies in threads, with `chat.update` as the safety net."""
+
+    def __init__(
+        self,
+        api: SlackApi,
+        target: ReplyTarget,
+        *,
+        edit_interval: float,
+        native: NativeStreaming,
+    ) -> None:
+        super().__init__(api, target, edit_interval=edit_interval)
+        # Slack draws its own "still writing" state while a stream is open.
+        self.limits = SurfaceLimits(
+            max_message_chars=MAX_MESSAGE_CHARS,
+            min_edit_interval=edit_interval,
+            streaming_marker="",
+        )
+        self._native = native
+        self._open: dict[str, _Stream] = {}
+
+    async def post(self, text: str) -> str:
+        target = self._target
+        if target.thread_ts is None or not self._native.wanted(target.team_id):
+            return await super().post(text)
+        await self._stop_all()  # a new part means the earlier ones are sealed
+        try:
+            response = await self._stream_call(
+                "chat.startStream",
+                thread_ts=target.thread_ts,
+                recipient_team_id=target.team_id or None,
+                recipient_user_id=target.user_id or None,
+            )
+        except SlackCallError as exc:
+            if exc.error not in NATIVE_UNAVAILABLE_ERRORS:
+                raise
+            self._native.refused(target.team_id, exc.error)
+            return await super().post(text)
+        message_id = str(response["ts"])
+        self._open[message_id] = _Stream(latest=text)
+        return message_id
+
+    async def edit(self, message_id: str, text: str) -> None:
+        stream = self._open.get(message_id)
+        if stream is None:
+            await super().edit(message_id, text)
+            return
+        previous, stream.latest = stream.latest, text
+        if not stream.committed and not text.startswith(previous):
+            return  # the placeholder or a status line is being replaced: keep holding
+        if not text.startswith(stream.committed):
+            await self._rewrite(message_id, text)
+            return
+        suffix = text[len(stream.committed) :]
+        if suffix:
+            try:
+                await self._stream_call("chat.appendStream", ts=message_id, markdown_text=suffix)
+            except SlackCallError as exc:
+                log.warning("appendStream failed (%s); finishing with chat.update", exc.error)
+                await self._rewrite(message_id, text)
+                return
+            stream.committed = text
+
+    async def close(self) -> None:
+        """Stop every open stream, showing the last text it was given."""
+        await self._stop_all()
+
+    async def _stop_all(self) -> None:
+        for message_id in list(self._open):
+            await self._stop(message_id)
+
+    async def _stop(self, message_id: str) -> None:
+        stream = self._open[message_id]
+        latest = stream.latest if stream.latest.strip() else BLANK_TEXT
+        if not latest.startswith(stream.committed):
+            await self._rewrite(message_id, latest)
+            return
+        suffix = latest[len(stream.committed) :]
+        try:
+            await self._stream_call("chat.stopStream", ts=message_id, markdown_text=suffix or None)
+        except SlackCallError as exc:
+            log.warning("stopStream failed (%s); finishing with chat.update", exc.error)
+            await self._rewrite(message_id, latest)
+            return
+        del self._open[message_id]
+
+    async def _rewrite(self, message_id: str, text: str) -> None:
+        """Leave streaming for this message: stop the stream, then replace its text."""
+        self._open.pop(message_id, None)
+        try:
+            await self._stream_call("chat.stopStream", ts=message_id)
+        except SlackCallError as exc:
+            log.debug("stopStream before rewrite failed: %s", exc.error)
+        await super().edit(message_id, text)
+
+    async def _stream_call(self, method: str, **params: Any) -> Any:
+        return await self._api.call(
+            method,
+            team_id=self._target.team_id,
+            budget=STREAM,
+            channel=self._target.channel,
+            **params,
+        )
+
+
+def build_surface(
+    api: SlackApi, target: ReplyTarget, *, edit_interval: float, native: NativeStreaming
+) -> UpdateSurface:
+    """Native streaming for thread replies when SLACK_STREAMING allows, else chat.update."""
+    if target.thread_ts is not None and native.mode != "update":
+        return StreamSurface(api, target, edit_interval=edit_interval, native=native)
+    return UpdateSurface(api, target, edit_interval=edit_interval)

@@ -1,0 +1,285 @@
+"""End to end over Socket Mode: real slack-bolt + relay + store + backend client, against
+the fake Slack and the mock backend."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.metrics import PLATFORM_RATE_LIMITED
+from bridge.slack.adapter import RESET_TEXT, THINKING_STATUS
+from bridge.slack.budget import SlackRates
+
+if TYPE_CHECKING:
+    from conftest import StartBridge
+
+SOURCE_URL = "https://docs.example.com/getting-started"
+
+
+async def test_socket_mode_connects_and_reports_ready(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+        assert bridge.adapter.ready
+        opened = bridge.slack.calls_to("apps.connections.open")
+        assert opened and opened[0].headers["Authorization"] == f"Bearer {bridge.slack.app_token}"
+        await bridge.adapter.stop()
+        assert not bridge.adapter.ready
+        await bridge.adapter.stop()  # twice is fine
+
+
+async def test_mention_gets_placeholder_progressive_edits_and_final_sources(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge(slack_streaming="update") as bridge:
+        event = bridge.mention("How do I deploy?")
+        await bridge.deliver(event)
+        thread_ts = event["event"]["ts"]
+        [reply] = await bridge.answered("C1", thread_ts)
+
+        assert reply.history[0] == "_Thinking…_"
+        assert len(reply.history) >= 3, reply.history  # placeholder, growing text, final
+        assert "How do I deploy?" in reply.text
+        assert f"]({SOURCE_URL})" in reply.text and "**Sources**" in reply.text
+        assert "▌" not in reply.text
+        assert reply.unfurl_links is False
+        question = bridge.mock.requests[0].json["question"]
+        assert question == "How do I deploy?"  # mention stripped
+
+
+async def test_native_streaming_answer(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+        event = bridge.mention("Stream it")
+        await bridge.deliver(event)
+        [reply] = await bridge.answered("C1", event["event"]["ts"])
+
+        assert "Stream it" in reply.text and SOURCE_URL in reply.text
+        assert "Thinking" not in reply.text
+        start = bridge.slack.calls_to("chat.startStream")[0].params
+        assert (start["recipient_team_id"], start["recipient_user_id"]) == ("T0FAKE", "U1")
+        assert len(bridge.slack.calls_to("chat.appendStream")) >= 1
+        assert len(bridge.slack.calls_to("chat.stopStream")) == 1
+        assert not bridge.slack.calls_to("chat.update")
+
+
+async def test_without_streaming_api_answers_fall_back_to_updates(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        bridge.slack.streaming_supported = False
+        first, second = bridge.mention("one"), bridge.mention("two")
+        for event in (first, second):
+            await bridge.deliver(event)
+            [reply] = await bridge.answered("C1", event["event"]["ts"])
+            assert SOURCE_URL in reply.text
+        assert len(bridge.slack.calls_to("chat.startStream")) == 1  # remembered per workspace
+        assert bridge.slack.calls_to("chat.update")
+
+
+@pytest.mark.parametrize(
+    ("backend", "continuation"),
+    [("wonderchat", "chatlogId"), ("widget", "previous_response_id")],
+)
+async def test_thread_follow_up_without_mention_continues_the_conversation(
+    running_bridge: StartBridge, backend: str, continuation: str
+) -> None:
+    async with running_bridge(backend=backend) as bridge:
+        event = bridge.mention("first question")
+        thread_ts = event["event"]["ts"]
+        await bridge.deliver(event)
+        await bridge.answered("C1", thread_ts)
+
+        await bridge.deliver(bridge.message("and a follow-up", thread_ts=thread_ts))
+        replies = await bridge.answered("C1", thread_ts, count=2)
+
+        first, second = (request.json for request in bridge.mock.requests)
+        assert continuation not in first or first[continuation] is None
+        assert second[continuation]
+        assert "turn 2" in replies[1].text
+
+
+async def test_messages_in_threads_the_bot_never_answered_are_ignored(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        await bridge.deliver(bridge.message("chatting among humans", thread_ts="1599999999.0001"))
+        await bridge.deliver(bridge.message("top-level chatter"))
+        # A mention afterwards is answered; by then the earlier events were handled.
+        event = bridge.mention("now me")
+        await bridge.deliver(event)
+        await bridge.answered("C1", event["event"]["ts"])
+        assert len(bridge.mock.requests) == 1
+
+
+async def test_dm_flow_shares_a_conversation_until_reset(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+
+        async def dm(text: str, count: int) -> str:
+            await bridge.deliver(bridge.message(text, channel="D1", channel_type="im"))
+            return (await bridge.answered("D1", None, count=count))[-1].text
+
+        assert "turn 1" in await dm("hello", 1)
+        assert "turn 2" in await dm("again", 2)
+        assert RESET_TEXT in await dm("  Reset ", 3)
+        assert "turn 1" in await dm("fresh start", 4)
+        assert len(bridge.mock.requests) == 3
+        assert not bridge.slack.calls_to("chat.startStream")  # top-level DMs cannot stream
+
+
+async def test_assistant_thread_gets_prompts_and_thinking_status(
+    running_bridge: StartBridge,
+) -> None:
+    prompts = "What can you do?|How do I reset my password?"
+    async with running_bridge(slack_suggested_prompts=prompts) as bridge:
+        started = bridge.slack.event_body(
+            {
+                "type": "assistant_thread_started",
+                "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": "50.5"},
+            }
+        )
+        await bridge.deliver(started)
+        await bridge.slack.wait_until(
+            lambda: bool(bridge.slack.calls_to("assistant.threads.setSuggestedPrompts"))
+        )
+        call = bridge.slack.calls_to("assistant.threads.setSuggestedPrompts")[0].params
+        assert call["prompts"][1] == {
+            "title": "How do I reset my password?",
+            "message": "How do I reset my password?",
+        }
+        assert (call["channel_id"], call["thread_ts"]) == ("D1", "50.5")
+
+        await bridge.deliver(
+            bridge.message("What can you do?", channel="D1", channel_type="im", thread_ts="50.5")
+        )
+        [reply] = await bridge.answered("D1", "50.5")
+        assert "What can you do?" in reply.text
+        status = bridge.slack.calls_to("assistant.threads.setStatus")[0]
+        assert status.params["status"] == THINKING_STATUS
+        assert status.at <= bridge.slack.calls_to("chat.startStream")[0].at
+
+
+async def test_a_retried_event_is_answered_once(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+        event = bridge.mention("only once please")
+        await bridge.deliver(event)
+        await bridge.deliver(event, retry_attempt=1)
+        await bridge.deliver(event, retry_attempt=2)
+        await bridge.answered("C1", event["event"]["ts"])
+        await asyncio.sleep(0.2)  # give a wrongly accepted duplicate time to show up
+        assert len(bridge.slack.replies("C1", event["event"]["ts"])) == 1
+        assert len(bridge.mock.requests) == 1
+
+
+async def test_the_bots_own_and_other_bots_messages_are_ignored(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        slack = bridge.slack
+        own = bridge.message(
+            "I am the bot",
+            channel="D1",
+            channel_type="im",
+            user=slack.bot_user_id,
+            bot_id=slack.bot_id,
+        )
+        other = bridge.message("beep", channel="D1", channel_type="im", bot_id="B0THER")
+        edited = bridge.message(
+            "edited", channel="D1", channel_type="im", subtype="message_changed"
+        )
+        for body in (own, other, edited):
+            await bridge.deliver(body)
+        await bridge.deliver(bridge.message("a human", channel="D1", channel_type="im"))
+        await bridge.answered("D1", None)
+        assert [r.json["question"] for r in bridge.mock.requests] == ["a human"]
+
+
+async def test_a_429_on_chat_update_is_honoured_and_the_final_text_survives(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge(slack_streaming="update") as bridge:
+        before = PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get()
+        bridge.slack.rate_limit("chat.update", nth=2, retry_after=1)
+        event = bridge.mention("rate limit me")
+        await bridge.deliver(event)
+        [reply] = await bridge.answered("C1", event["event"]["ts"])
+        assert "rate limit me" in reply.text and SOURCE_URL in reply.text
+        assert PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get() > before
+        updates = [c.at for c in bridge.slack.calls_to("chat.update")]
+        assert updates[2] - updates[1] >= 1.0  # nothing was sent during Retry-After
+
+
+@pytest.mark.parametrize("marker", ["[mock:error]", "[mock:500]"])
+async def test_backend_failure_is_a_clear_message(running_bridge: StartBridge, marker: str) -> None:
+    async with running_bridge(bridge_backend_retries=0) as bridge:
+        event = bridge.mention(f"break {marker}")
+        await bridge.deliver(event)
+        [reply] = await bridge.answered("C1", event["event"]["ts"])
+        assert "⚠️ The answer could not be completed" in reply.text
+        assert "Traceback" not in reply.text
+
+
+async def test_backend_text_cannot_ping(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+        event = bridge.mention("[mock:hostile-sources]")
+        await bridge.deliver(event)
+        [reply] = await bridge.answered("C1", event["event"]["ts"])
+        for ping in (
+            "<!channel>",
+            "<!here>",
+            "<!everyone>",
+            "<@U0123ABCD>",
+            "<!subteam^",
+            "@everyone",
+            "@here",
+        ):
+            assert ping not in reply.text
+        assert "javascript:" not in reply.text and "data:text" not in reply.text
+
+
+async def test_twenty_simultaneous_answers_share_the_workspace_budget(
+    running_bridge: StartBridge,
+) -> None:
+    rates = SlackRates(update_per_minute=600, update_burst=4)  # 10/s, bursts of 4
+    async with running_bridge(
+        slack_streaming="update", rates=rates, bridge_max_concurrency=32
+    ) as bridge:
+        events = [bridge.mention(f"question {n}", channel=f"C{n}") for n in range(20)]
+        await asyncio.gather(*(bridge.deliver(event) for event in events))
+        for n, event in enumerate(events):
+            [reply] = await bridge.answered(f"C{n}", event["event"]["ts"])
+            assert f"question {n}" in reply.text and SOURCE_URL in reply.text
+
+        stamps = sorted(call.at for call in bridge.slack.calls_to("chat.update"))
+        assert len(stamps) >= 20
+        window = 1.0
+        busiest = max(sum(1 for t in stamps if start <= t < start + window) for start in stamps)
+        # burst + rate × window, plus one for a token that refilled at the window's edge
+        assert busiest <= 4 + 10 + 1, busiest
+
+
+async def test_edit_message_replaces_old_replies_even_mid_stream(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        client = AsyncWebClient(token=bridge.slack.bot_token, base_url=bridge.slack.api_url)
+        posted = await client.chat_postMessage(channel="C1", text="old answer")
+        streaming = await client.chat_startStream(
+            channel="C1", thread_ts="1.0", recipient_team_id="T0FAKE", recipient_user_id="U1"
+        )
+        for ts in (posted["ts"], streaming["ts"]):
+            await bridge.adapter.edit_message("C1", ts, "interrupted <!channel>")
+            message = bridge.slack.messages[ts]
+            assert message.text == "interrupted &lt;!channel&gt;"
+            assert not message.streaming
+
+
+async def test_a_bare_mention_gets_the_hint_even_on_a_native_stream(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        event = bridge.mention("")
+        await bridge.deliver(event)
+        [reply] = await bridge.answered("C1", event["event"]["ts"])
+        assert reply.text.startswith("Hi! Ask me a question")
+        assert not bridge.mock.requests

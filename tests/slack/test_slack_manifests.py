@@ -1,0 +1,53 @@
+"""The Slack app manifests parse and ask for exactly what the adapter uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+
+# Each event subscription and the scope Slack requires for it.
+EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.im": "im:history",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
+    "assistant_thread_started": "assistant:write",
+    "assistant_thread_context_changed": "assistant:write",
+}
+# Web API methods the bridge calls need these (chat.* streaming included).
+METHOD_SCOPES = {"chat:write", "assistant:write"}
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((MANIFESTS / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["slack.yaml", "slack-http.yaml"])
+def test_manifest_subscribes_to_every_event_with_its_scope_and_nothing_more(name: str) -> None:
+    manifest = load(name)
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert events == set(EVENT_SCOPES)
+    assert scopes == set(EVENT_SCOPES.values()) | METHOD_SCOPES
+    features = manifest["features"]
+    assert features["app_home"]["messages_tab_enabled"] is True
+    assert features["bot_user"]["display_name"]
+    assert "assistant_view" in features
+
+
+def test_socket_mode_manifest_needs_no_request_url() -> None:
+    settings = load("slack.yaml")["settings"]
+    assert settings["socket_mode_enabled"] is True
+    assert "request_url" not in settings["event_subscriptions"]
+
+
+def test_http_manifest_points_at_the_events_route() -> None:
+    settings = load("slack-http.yaml")["settings"]
+    assert settings["socket_mode_enabled"] is False
+    url = settings["event_subscriptions"]["request_url"]
+    assert url.startswith("https://") and url.endswith("/slack/events")

@@ -1,0 +1,201 @@
+"""Slack reply surfaces against the fake Slack, over real HTTP with slack_sdk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.backends.events import Source
+from bridge.errors import PlatformError, PlatformRateLimited
+from bridge.metrics import PLATFORM_RATE_LIMITED
+from bridge.slack.api import SlackApi
+from bridge.slack.budget import WorkspaceBudgets
+from bridge.slack.surface import (
+    NativeStreaming,
+    ReplyTarget,
+    StreamSurface,
+    UpdateSurface,
+    build_surface,
+    slack_sources_block,
+)
+from bridge.testing.fake_slack import FakeSlack
+
+THREAD = ReplyTarget(team_id="T0FAKE", channel="C1", thread_ts="100.1", user_id="U1")
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def api(slack: FakeSlack) -> SlackApi:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    return SlackApi(client, WorkspaceBudgets())
+
+
+def stream_surface(api: SlackApi, native: NativeStreaming | None = None) -> StreamSurface:
+    return StreamSurface(api, THREAD, edit_interval=0.05, native=native or NativeStreaming("auto"))
+
+
+async def test_update_surface_posts_markdown_without_unfurls_and_edits(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    surface = UpdateSurface(api, THREAD, edit_interval=0.05)
+    ts = await surface.post("_Thinking…_")
+    await surface.edit(ts, "**Bold** answer")
+    await surface.close()
+
+    message = slack.messages[ts]
+    assert (message.channel, message.thread_ts, message.text) == ("C1", "100.1", "**Bold** answer")
+    assert message.history == ["_Thinking…_", "**Bold** answer"]
+    post = slack.calls_to("chat.postMessage")[0].params
+    assert post["unfurl_links"] is False and post["unfurl_media"] is False
+    assert post["blocks"] == [{"type": "markdown", "text": "_Thinking…_"}]
+    assert post["text"] == "_Thinking…_"
+    assert surface.limits.max_message_chars == 12_000
+    assert surface.limits.streaming_marker  # the renderer shows progress itself
+
+
+async def test_stream_surface_holds_the_placeholder_and_streams_only_extensions(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    surface = stream_surface(api)
+    assert surface.limits.streaming_marker == ""
+    ts = await surface.post("_Thinking…_")
+    await surface.edit(ts, "_Searching…_")  # status replaces status: nothing shown
+    await surface.edit(ts, "Hello")  # replaces the status: still held
+    await surface.edit(ts, "Hello world")
+    await surface.edit(ts, "Hello world, and more.")
+    await surface.close()
+
+    start = slack.calls_to("chat.startStream")[0].params
+    assert start["thread_ts"] == "100.1"
+    assert (start["recipient_team_id"], start["recipient_user_id"]) == ("T0FAKE", "U1")
+    assert "markdown_text" not in start
+    appended = [c.params["markdown_text"] for c in slack.calls_to("chat.appendStream")]
+    assert appended == ["Hello world", ", and more."]
+    message = slack.messages[ts]
+    assert not message.streaming
+    assert message.text == "Hello world, and more."
+    assert "_Thinking…_" not in "".join(message.history)
+    assert not slack.calls_to("chat.update")
+
+
+async def test_rewriting_streamed_text_stops_the_stream_and_updates(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    surface = stream_surface(api)
+    ts = await surface.post("")
+    await surface.edit(ts, "Draft text")
+    await surface.edit(ts, "Draft text that grows")
+    await surface.edit(ts, "Authoritative final text")  # not an extension
+    await surface.edit(ts, "Authoritative final text, edited again")
+    await surface.close()
+
+    message = slack.messages[ts]
+    assert message.text == "Authoritative final text, edited again"
+    assert not message.streaming
+    assert len(slack.calls_to("chat.update")) == 2
+
+
+async def test_text_only_posted_is_shown_when_the_surface_closes(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    surface = stream_surface(api)
+    ts = await surface.post("Sorry, I'm not enabled here.")
+    assert slack.messages[ts].text == ""
+    await surface.close()
+    await surface.close()  # idempotent
+    assert slack.messages[ts].text == "Sorry, I'm not enabled here."
+    assert len(slack.calls_to("chat.stopStream")) == 1
+
+
+async def test_a_new_part_seals_the_previous_stream(slack: FakeSlack, api: SlackApi) -> None:
+    surface = stream_surface(api)
+    first = await surface.post("")
+    await surface.edit(first, "Part one")
+    await surface.edit(first, "Part one, complete.")
+    second = await surface.post("Part two")
+    await surface.edit(second, "Part two, complete.")
+    await surface.close()
+    assert slack.messages[first].text == "Part one, complete."
+    assert not slack.messages[first].streaming
+    assert slack.messages[second].text == "Part two, complete."
+
+
+async def test_auto_falls_back_to_update_and_remembers_the_workspace(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    slack.streaming_supported = False
+    native = NativeStreaming("auto")
+    surface = stream_surface(api, native)
+    ts = await surface.post("_Thinking…_")
+    await surface.edit(ts, "Answer")
+    await surface.close()
+    assert slack.messages[ts].text == "Answer"
+    assert len(slack.calls_to("chat.startStream")) == 1
+
+    again = stream_surface(api, native)
+    ts2 = await again.post("_Thinking…_")
+    await again.edit(ts2, "Second answer")
+    assert slack.messages[ts2].text == "Second answer"
+    assert len(slack.calls_to("chat.startStream")) == 1  # not tried again
+
+
+async def test_native_mode_keeps_trying_each_answer(slack: FakeSlack, api: SlackApi) -> None:
+    slack.streaming_supported = False
+    native = NativeStreaming("native")
+    for _ in range(2):
+        surface = stream_surface(api, native)
+        ts = await surface.post("x")
+        assert slack.messages[ts].text == "x"
+    assert len(slack.calls_to("chat.startStream")) == 2
+
+
+def test_update_mode_and_top_level_dms_never_stream(api: SlackApi) -> None:
+    top_level = ReplyTarget(team_id="T", channel="D1", thread_ts=None, user_id="U1")
+    auto = NativeStreaming("auto")
+    assert type(build_surface(api, top_level, edit_interval=1, native=auto)) is UpdateSurface
+    update = NativeStreaming("update")
+    assert type(build_surface(api, THREAD, edit_interval=1, native=update)) is UpdateSurface
+    assert type(build_surface(api, THREAD, edit_interval=1, native=auto)) is StreamSurface
+
+
+async def test_429_becomes_platform_rate_limited(slack: FakeSlack, api: SlackApi) -> None:
+    surface = UpdateSurface(api, THREAD, edit_interval=0.05)
+    ts = await surface.post("one")
+    slack.rate_limit("chat.update", nth=1, retry_after=3)
+    before = PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get()
+    with pytest.raises(PlatformRateLimited) as caught:
+        await surface.edit(ts, "two")
+    assert caught.value.retry_after == 3.0
+    assert PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get() == before + 1
+    assert slack.messages[ts].text == "one"
+
+
+async def test_refusals_become_platform_errors(slack: FakeSlack, api: SlackApi) -> None:
+    surface = UpdateSurface(api, THREAD, edit_interval=0.05)
+    with pytest.raises(PlatformError, match="message_not_found"):
+        await surface.edit("999.999", "text")
+
+
+def test_sources_are_markdown_links_that_cannot_break_out() -> None:
+    block = slack_sources_block(
+        [
+            Source("https://docs.example.com/a(b)", "Guide [v2]"),
+            Source("https://example.com/x", None),
+        ]
+    )
+    assert block.startswith("\n\n**Sources**\n")
+    assert "1. [Guide \\[v2\\]](https://docs.example.com/a%28b%29)" in block
+    assert "2. [example.com](https://example.com/x)" in block
+    assert slack_sources_block([]) == ""
+
+
+def test_source_titles_cannot_ping() -> None:
+    block = slack_sources_block([Source("https://x.example/", "<!channel> @here <@U1>")])
+    assert "<!channel>" not in block and "<@U1>" not in block and "@here" not in block
