@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.testing.server import serve_app
+
 _log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
@@ -156,11 +158,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get(GATEWAY_PATH, self._gateway)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 from aiohttp import WSMsgType, web
 
+from bridge.testing.server import serve_app
+
 # Slack's `markdown` block and streaming `markdown_text` limit.
 MARKDOWN_LIMIT = 12_000
 # How long helpers wait for a condition before failing the test.
@@ -117,11 +119,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/link/", self._socket_mode)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -29,6 +29,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict
 
+from bridge.testing.server import serve_app
+
 WONDERCHAT_PATH = "/api/v1/chat"
 WIDGET_PATH = "/api/v1/chat/completions"
 DEFAULT_API_KEY = "test-key"
@@ -207,13 +209,14 @@ class MockBackend:
         app.router.add_post(WONDERCHAT_PATH, self._wonderchat)
         app.router.add_post(WIDGET_PATH, self._widget)
         # Cancel a handler when its client goes away, so "stall" ends with the request.
-        self._runner = web.AppRunner(
-            app, shutdown_timeout=SHUTDOWN_SECONDS, handler_cancellation=True, access_log=None
+        self._runner, port = await serve_app(
+            app,
+            self._host,
+            self._port,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            handler_cancellation=True,
+            access_log=None,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        port = self._runner.addresses[0][1]
         self._url = f"http://{self._host}:{port}"
 
     async def stop(self) -> None:
