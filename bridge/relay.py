@@ -32,7 +32,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
-from bridge.render import INTERRUPTED_NOTICE, ReplyRenderer
+from bridge.render import DEFAULT_STATUS, INTERRUPTED_NOTICE, ReplyRenderer
 from bridge.store import Store, TurnStatus
 from bridge.surface import ReplyEditor, ReplySurface
 
@@ -254,19 +254,14 @@ class Relay:
             await self._record_replies(question, surface, renderer)
             async with self._threads.hold(question.thread), self._slots:
                 if waiting_status is not None:
-                    await renderer.status("Thinking…")
+                    await renderer.status(DEFAULT_STATUS)
                 return await self._stream(question, surface, renderer)
         except asyncio.CancelledError:
             await self._interrupt(question, surface, renderer)
             raise
         except Exception:
             log.exception("answer failed inside the bridge")
-            with contextlib.suppress(Exception):
-                await renderer.fail(INTERNAL_ERROR_REASON)
-            await self._finish_turn(
-                question, surface, renderer, TurnStatus.ERROR, error=INTERNAL_ERROR_REASON
-            )
-            return Outcome.ERROR
+            return await self._fail(question, surface, renderer, INTERNAL_ERROR_REASON, "")
 
     def _waiting_status(self, thread: ThreadKey) -> str | None:
         """The placeholder text when the answer cannot start right away."""
@@ -329,7 +324,7 @@ class Relay:
                                     question, surface, renderer, EMPTY_ANSWER_REASON, ""
                                 )
                             await renderer.finish(final, done.sources or sources)
-                            await self._finish_turn(
+                            return await self._finish_turn(
                                 question,
                                 surface,
                                 renderer,
@@ -339,7 +334,6 @@ class Relay:
                                 first_text_ms=_ms(started, first_text_at),
                                 total_ms=_ms(started, self._clock()),
                             )
-                            return Outcome.DONE
                         case AnswerFailed() as failed:
                             partial = failed.partial_text or "".join(parts)
                             return await self._fail(
@@ -361,10 +355,9 @@ class Relay:
         partial: str,
     ) -> Outcome:
         await renderer.fail(reason, partial or None)
-        await self._finish_turn(
+        return await self._finish_turn(
             question, surface, renderer, TurnStatus.ERROR, error=reason, answer_text=partial or None
         )
-        return Outcome.ERROR
 
     async def _interrupt(
         self, question: Question, surface: ReplySurface, renderer: ReplyRenderer
@@ -403,7 +396,12 @@ class Relay:
         renderer: ReplyRenderer,
         status: TurnStatus,
         **fields: object,
-    ) -> None:
+    ) -> Outcome:
+        """Record how the turn ended. An answer the platform refused to show (deleted
+        channel, lost permission) is an error, whatever the backend said."""
+        if status is TurnStatus.DONE and renderer.platform_error is not None:
+            status = TurnStatus.ERROR
+            fields["error"] = f"the platform refused the reply: {renderer.platform_error}"
         await self._store.update_turn(
             question.thread.platform,
             question.event_id,
@@ -412,6 +410,7 @@ class Relay:
             reply_message_ids=list(renderer.message_ids),
             **fields,
         )
+        return Outcome(status.value)
 
     # Lifecycle -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import Settings
+from bridge.errors import PlatformError
 from bridge.model import Question, ThreadKey
 from bridge.relay import Outcome
 from bridge.render import INTERRUPTED_NOTICE
@@ -245,3 +246,34 @@ async def test_crash_recovery_marks_and_edits_stale_turns(
         turn = await rt.store.get_turn("slack", "E-STALE")
         assert turn is not None and turn.status == TurnStatus.INTERRUPTED
         assert await rt.relay.recover() == 0
+
+
+async def test_concurrency_cap_shows_a_queued_state(mock: MockBackend, tmp_path: Path) -> None:
+    settings = make_settings(mock, tmp_path, "wonderchat", bridge_max_concurrency=1)
+    other = ThreadKey(platform="slack", workspace="T1", channel="C1", thread="other")
+    async with open_runtime(settings) as rt:
+        busy = rt.relay.submit(question("[mock:stall]", "E1"), RecordingSurface())
+        await asyncio.sleep(0.2)
+        waiting = RecordingSurface()
+        queued = rt.relay.submit(question("me next", "E2", thread=other), waiting)
+        await asyncio.sleep(0.2)
+        assert "queued" in waiting.text.lower()
+        assert not queued.done()
+        busy.cancel()
+        assert await queued is Outcome.DONE
+        assert "queued" not in waiting.text.lower()
+
+
+class VanishingSurface(RecordingSurface):
+    """A reply whose channel is deleted after the placeholder was posted."""
+
+    async def edit(self, message_id: str, text: str) -> None:
+        raise PlatformError("the channel no longer exists")
+
+
+async def test_a_reply_the_platform_refuses_is_recorded_as_an_error(runtime: Runtime) -> None:
+    outcome = await runtime.relay.answer(question("hello", "E1"), VanishingSurface())
+    assert outcome is Outcome.ERROR
+    turn = await runtime.store.get_turn("slack", "E1")
+    assert turn is not None and turn.status == TurnStatus.ERROR
+    assert turn.error is not None and "no longer exists" in turn.error
