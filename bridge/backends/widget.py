@@ -19,6 +19,7 @@ from bridge.backends.events import (
     ActionsProposed,
     AnswerDone,
     AnswerEvent,
+    SourcesFound,
     StatusUpdate,
 )
 from bridge.backends.http import (
@@ -26,6 +27,7 @@ from bridge.backends.http import (
     BackendRequest,
     StreamMapper,
     parse_json_data,
+    parse_sources,
     safe_excerpt,
     stream_events,
 )
@@ -70,6 +72,11 @@ class WidgetMapper(StreamMapper):
         delta = choice.get("delta")
         if isinstance(delta, dict):
             events.extend(self._delta(delta))
+        # The seed defines no sources; accept them where a deployment adds them.
+        found = parse_sources(chunk.get("sources") or (delta or {}).get("sources"))
+        if found:
+            self.sources = found
+            events.append(SourcesFound(found))
         finish = choice.get("finish_reason")
         if isinstance(finish, str) and finish:
             events.append(self._finish(finish))
@@ -114,6 +121,7 @@ class WidgetMapper(StreamMapper):
         return AnswerDone(
             text=self.partial_text,
             message_id=self.conversation_id,
+            sources=self.sources,
             conversation_id=self.conversation_id,
         )
 

@@ -13,6 +13,8 @@ from bridge.backends.events import (
     AnswerDone,
     AnswerFailed,
     ConversationStarted,
+    Source,
+    SourcesFound,
     StatusUpdate,
     TextDelta,
 )
@@ -153,6 +155,18 @@ def test_mapper_actions_reason_and_changed_id() -> None:
     assert mapper.on_event(chunk({}, rid="resp_1")) == []
     assert mapper.on_event(chunk({}, rid="resp_2")) == [ConversationStarted("resp_2")]
     assert mapper.on_event(SSEEvent("other", "{}")) == []
+
+
+def test_mapper_accepts_sources_the_seed_does_not_define() -> None:
+    mapper = WidgetMapper()
+    cited = {"sources": [{"url": "https://docs.example.com/a", "title": "A"}]}
+    assert SourcesFound((Source("https://docs.example.com/a", "A"),)) in mapper.on_event(
+        chunk(cited)
+    )
+    *_, done = mapper.on_event(chunk({"content": "Hi"}, "stop"))
+    assert isinstance(done, AnswerDone) and done.sources == (
+        Source("https://docs.example.com/a", "A"),
+    )
 
 
 def test_mapper_error_objects() -> None:
