@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -47,6 +51,51 @@ THINKING_STATUS = "is thinking…"
 # Slack shows at most four suggested prompts; titles are cut short in the UI.
 MAX_SUGGESTED_PROMPTS = 4
 PROMPT_TITLE_CHARS = 75
+# How many handled event ids are remembered to drop Slack's re-deliveries in this process.
+RECENT_EVENT_IDS = 2048
+# AsyncApp reads these from the environment on its own: SLACK_BOT_TOKEN makes it warn that
+# the token is unused next to our client, and SLACK_CLIENT_ID/SECRET switch it to an OAuth
+# installation flow this single-workspace bridge does not have.
+BOLT_ENVIRONMENT = ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+
+
+@contextmanager
+def _hidden_from_bolt() -> Iterator[None]:
+    """Hide BOLT_ENVIRONMENT while AsyncApp is built; everything it needs is passed in.
+
+    The constructor is synchronous, so no other coroutine can observe the gap.
+    """
+    saved = {name: os.environ.pop(name) for name in BOLT_ENVIRONMENT if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+class RecentEventIds:
+    """A bounded memory of handled event ids.
+
+    Best effort, per process: answers are de-duplicated by the relay's store (the
+    authority, across restarts too); this also stops a re-delivered `reset` from
+    confirming twice and a retried message from re-setting the assistant status.
+    """
+
+    def __init__(self, size: int = RECENT_EVENT_IDS) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def first_time(self, event_id: str) -> bool:
+        """Remember `event_id`; False if it was already seen."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+    def forget(self, event_id: str) -> None:
+        """Handling failed: let Slack's retry of `event_id` try again."""
+        self._ids.pop(event_id, None)
 
 
 class SlackAdapter:
@@ -84,12 +133,13 @@ class SlackAdapter:
         self._native = NativeStreaming(settings.slack_streaming)
         secret = settings.slack_signing_secret
         self._signing_secret = secret.get_secret_value() if secret is not None else ""
-        self._app = AsyncApp(
-            client=client,
-            signing_secret=self._signing_secret,
-            logger=logging.getLogger("slack_bolt"),
-            name="bridge",
-        )
+        with _hidden_from_bolt():
+            self._app = AsyncApp(
+                client=client,
+                signing_secret=self._signing_secret,
+                logger=logging.getLogger("slack_bolt"),
+                name="bridge",
+            )
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event("assistant_thread_started")(self._on_assistant_thread_started)
@@ -99,6 +149,7 @@ class SlackAdapter:
         self._team_id = ""
         self._started = False
         self._closers: set[asyncio.Task[None]] = set()
+        self._recent = RecentEventIds()
 
     # PlatformAdapter -------------------------------------------------------------------
 
@@ -186,9 +237,13 @@ class SlackAdapter:
         incoming = route_event(body, self._bot_user_id or context.bot_user_id or "")
         if incoming is None:
             return
+        if not self._recent.first_time(incoming.question.event_id):
+            log.info("re-delivered Slack event %s ignored", incoming.question.event_id)
+            return
         try:
             await self._handle(incoming)
         except BridgeError as exc:
+            self._recent.forget(incoming.question.event_id)
             log.warning("could not handle Slack event %s: %s", incoming.question.event_id, exc)
 
     async def _handle(self, incoming: Incoming) -> None:
@@ -257,6 +312,9 @@ class SlackAdapter:
             for prompt in self._settings.slack_suggested_prompts[:MAX_SUGGESTED_PROMPTS]
         ]
         if not prompts or not thread.get("channel_id"):
+            return
+        event_id = body.get("event_id")
+        if event_id and not self._recent.first_time(str(event_id)):
             return
         try:
             await self._api.call(

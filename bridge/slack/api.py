@@ -17,7 +17,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
-from bridge.slack.budget import WorkspaceBudgets
+from bridge.slack.budget import TokenBucket, WorkspaceBudgets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,21 @@ class SlackApi:
         bucket = self.budgets.bucket(team_id, budget) if budget else None
         if bucket is not None:
             await bucket.acquire()
+        return await self._send(method, bucket, params)
+
+    async def try_call(
+        self, method: str, *, team_id: str, budget: str, **params: Any
+    ) -> AsyncSlackResponse | None:
+        """Like `call`, but None at once when `budget` has no token free right now, for
+        calls that have a cheaper alternative (a stream start can be a plain post)."""
+        bucket = self.budgets.bucket(team_id, budget)
+        if not bucket.try_acquire():
+            return None
+        return await self._send(method, bucket, params)
+
+    async def _send(
+        self, method: str, bucket: TokenBucket | None, params: dict[str, Any]
+    ) -> AsyncSlackResponse:
         PLATFORM_CALLS.labels(platform=PLATFORM, method=method).inc()
         body = {key: value for key, value in params.items() if value is not None}
         try:

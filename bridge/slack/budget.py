@@ -5,6 +5,9 @@ message: retrying after each 429 is not pacing. Every surface in a workspace tak
 token from the same bucket before an edit; when the bucket is empty the edit waits (the
 renderer keeps merging text meanwhile, so each answer simply updates less often), and a
 429 pauses the whole bucket for its `Retry-After`.
+
+Slack counts each method separately, so each gets its own bucket: `chat.update` (Tier 3),
+`chat.appendStream` (Tier 4), and the Tier 2 `chat.startStream` and `chat.stopStream`.
 """
 
 from __future__ import annotations
@@ -14,26 +17,42 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-# Slack tiers (PLATFORM-NOTES.md): chat.update is Tier 3 (~50/min per workspace),
-# chat.appendStream Tier 4 (~100/min). We stay a little under each, with short bursts so a
-# single answer's first edits are not delayed.
+# Slack tiers (PLATFORM-NOTES.md, method reference pages): chat.update is Tier 3 (~50/min
+# per workspace), chat.appendStream Tier 4 (~100/min), chat.startStream and chat.stopStream
+# Tier 2 (~20/min each). We stay a little under each, with short bursts so a single
+# answer's first edits are not delayed.
 UPDATE_PER_MINUTE = 45.0
 UPDATE_BURST = 5
 STREAM_PER_MINUTE = 90.0
 STREAM_BURST = 10
+STREAM_EDGE_PER_MINUTE = 18.0
+STREAM_EDGE_BURST = 5
 
 UPDATE = "update"  # chat.update
-STREAM = "stream"  # chat.startStream / appendStream / stopStream
+STREAM = "stream"  # chat.appendStream
+STREAM_START = "stream_start"  # chat.startStream
+STREAM_STOP = "stream_stop"  # chat.stopStream
 
 
 @dataclass(frozen=True)
 class SlackRates:
-    """Per-workspace budgets: sustained calls per minute and burst size for each kind."""
+    """Per-workspace budgets: sustained calls per minute and burst size for each kind
+    (`stream_edge_*` applies to startStream and stopStream, each with its own bucket)."""
 
     update_per_minute: float = UPDATE_PER_MINUTE
     update_burst: int = UPDATE_BURST
     stream_per_minute: float = STREAM_PER_MINUTE
     stream_burst: int = STREAM_BURST
+    stream_edge_per_minute: float = STREAM_EDGE_PER_MINUTE
+    stream_edge_burst: int = STREAM_EDGE_BURST
+
+    def for_kind(self, kind: str) -> tuple[float, int]:
+        """(calls per minute, burst) for a budget kind."""
+        if kind == UPDATE:
+            return self.update_per_minute, self.update_burst
+        if kind == STREAM:
+            return self.stream_per_minute, self.stream_burst
+        return self.stream_edge_per_minute, self.stream_edge_burst
 
 
 class TokenBucket:
@@ -80,6 +99,17 @@ class TokenBucket:
                 wait = max(wait, (1.0 - self._tokens) * self._seconds_per_token)
                 await self._sleep(wait)
 
+    def try_acquire(self) -> bool:
+        """Spend a token only if one is free right now (nobody waiting, not paused)."""
+        if self._lock.locked():
+            return False
+        now = self._clock()
+        self._refill(now)
+        if now < self._paused_until or self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
     def pause(self, seconds: float) -> None:
         """Slack said 429: nobody in this workspace calls again for `seconds`, and the
         burst allowance restarts empty so the resumption is gentle."""
@@ -100,9 +130,6 @@ class WorkspaceBudgets:
         key = (team_id, kind)
         found = self._buckets.get(key)
         if found is None:
-            if kind == UPDATE:
-                found = TokenBucket(self._rates.update_per_minute, self._rates.update_burst)
-            else:
-                found = TokenBucket(self._rates.stream_per_minute, self._rates.stream_burst)
+            found = TokenBucket(*self._rates.for_kind(kind))
             self._buckets[key] = found
         return found

@@ -18,6 +18,10 @@ PLATFORM = "slack"
 RESET_COMMAND = "reset"
 # Conversations where people talk to the bot without mentioning it: DMs with the app.
 DM_CHANNEL_TYPES = frozenset({"im"})
+# Message subtypes that are still a person writing: a thread reply also sent to the
+# channel, and a message with a file attached. Every other subtype (edits, deletions,
+# joins, bot messages) is ignored.
+HUMAN_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 
 
 class Route(Enum):
@@ -59,10 +63,11 @@ def mentions_bot(text: str, bot_user_id: str) -> bool:
 
 def is_ignored(event: dict[str, Any], bot_user_id: str) -> bool:
     """Events that must never be answered: any bot (ourselves included), any subtype
-    (edits, deletions, joins, broadcasts), and events without a human author."""
+    other than HUMAN_SUBTYPES (edits, deletions, joins), and events without a human
+    author."""
     if event.get("bot_id") or event.get("bot_profile"):
         return True
-    if event.get("subtype"):
+    if event.get("subtype") and event["subtype"] not in HUMAN_SUBTYPES:
         return True
     user = event.get("user")
     return not user or user == bot_user_id

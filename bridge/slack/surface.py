@@ -8,7 +8,9 @@ Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
   only grow, so it holds back text that may still be replaced: the placeholder and status
   lines the renderer shows before the answer, and anything not extending what was shown.
   When an edit rewrites streamed text, the stream is stopped and the message is fixed
-  with `chat.update`; when the workspace lacks streaming it falls back to `UpdateSurface`.
+  with `chat.update`. A reply falls back to `UpdateSurface` behaviour when Slack refuses
+  the stream or the Tier 2 `chat.startStream` budget is spent, so answers never queue
+  behind stream starts.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.backends.events import Source
+from bridge.errors import PlatformRateLimited
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import STREAM, UPDATE
+from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE
 from bridge.surface import SurfaceLimits
 
 log = logging.getLogger(__name__)
@@ -30,20 +33,25 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 12_000
 # A markdown block may not be empty; shown only if the renderer ever posts blank text.
 BLANK_TEXT = "…"
-# Errors meaning "this workspace/token cannot stream", as opposed to a bad channel.
+# Errors meaning "this workspace/token cannot stream in this kind of conversation", worth
+# remembering. Any other refusal (e.g. `missing_recipient_user_id`, a bug on our side)
+# falls back for that reply only and is logged, so it is noticed rather than hidden.
 NATIVE_UNAVAILABLE_ERRORS = frozenset(
     {
         "unknown_method",
         "not_allowed",
         "not_allowed_token_type",
         "missing_scope",
-        "invalid_arguments",
         "method_deprecated",
         "feature_not_enabled",
         "not_enabled",
         "team_not_allowed",
+        "channel_type_not_supported",
     }
 )
+# chat.stopStream is retried through this many 429s (the budget waits out Retry-After):
+# a stream left open locks its message against chat.update.
+STOP_ATTEMPTS = 4
 
 StreamingMode = Literal["auto", "native", "update"]
 
@@ -56,6 +64,11 @@ class ReplyTarget:
     channel: str
     thread_ts: str | None
     user_id: str
+
+    @property
+    def conversation_kind(self) -> str:
+        """`dm` or `channel`: Slack may allow streaming in one and not the other."""
+        return "dm" if self.channel.startswith("D") else "channel"
 
 
 def slack_sources_block(sources: Sequence[Source]) -> str:
@@ -82,30 +95,38 @@ def message_fields(text: str) -> dict[str, Any]:
 
 
 class NativeStreaming:
-    """Decides per workspace whether to try native streaming (SLACK_STREAMING).
+    """Decides per workspace and conversation kind whether to try native streaming
+    (SLACK_STREAMING).
 
-    `auto` remembers a workspace that refused streaming so later answers go straight to
-    `chat.update`; `native` keeps trying (and still falls back per answer); `update` never
-    streams.
+    `auto` remembers where Slack said streaming is unavailable, so later answers there go
+    straight to `chat.update`; `native` keeps trying (and still falls back per answer);
+    `update` never streams.
     """
 
     def __init__(self, mode: StreamingMode) -> None:
         self.mode = mode
-        self._unavailable: set[str] = set()
+        self._unavailable: set[tuple[str, str]] = set()
 
-    def wanted(self, team_id: str) -> bool:
+    def wanted(self, target: ReplyTarget) -> bool:
         if self.mode == "update":
             return False
-        return self.mode == "native" or team_id not in self._unavailable
+        key = (target.team_id, target.conversation_kind)
+        return self.mode == "native" or key not in self._unavailable
 
-    def refused(self, team_id: str, error: str) -> None:
-        if self.mode == "auto" and team_id not in self._unavailable:
+    def refused(self, target: ReplyTarget, error: str) -> None:
+        """Slack refused `chat.startStream` for `target` with `error`."""
+        key = (target.team_id, target.conversation_kind)
+        if error not in NATIVE_UNAVAILABLE_ERRORS:
+            log.warning("chat.startStream refused (%s); this reply uses chat.update", error)
+        elif self.mode == "auto" and key not in self._unavailable:
             log.warning(
-                "Slack streaming unavailable in workspace %s (%s); using chat.update",
-                team_id,
+                "Slack streaming unavailable for %s conversations in workspace %s (%s); "
+                "using chat.update",
+                target.conversation_kind,
+                target.team_id,
                 error,
             )
-            self._unavailable.add(team_id)
+            self._unavailable.add(key)
 
 
 class UpdateSurface:
@@ -185,20 +206,25 @@ class StreamSurface(UpdateSurface):
 
     async def post(self, text: str) -> str:
         target = self._target
-        if target.thread_ts is None or not self._native.wanted(target.team_id):
+        if target.thread_ts is None or not self._native.wanted(target):
             return await super().post(text)
         await self._stop_all()  # a new part means the earlier ones are sealed
         try:
-            response = await self._stream_call(
+            response = await self._api.try_call(
                 "chat.startStream",
+                team_id=target.team_id,
+                budget=STREAM_START,
+                channel=target.channel,
                 thread_ts=target.thread_ts,
                 recipient_team_id=target.team_id or None,
                 recipient_user_id=target.user_id or None,
             )
+        except PlatformRateLimited:
+            response = None  # the start budget is paused; this reply edits instead
         except SlackCallError as exc:
-            if exc.error not in NATIVE_UNAVAILABLE_ERRORS:
-                raise
-            self._native.refused(target.team_id, exc.error)
+            self._native.refused(target, exc.error)
+            response = None
+        if response is None:
             return await super().post(text)
         message_id = str(response["ts"])
         self._open[message_id] = _Stream(latest=text)
@@ -218,7 +244,9 @@ class StreamSurface(UpdateSurface):
         suffix = text[len(stream.committed) :]
         if suffix:
             try:
-                await self._stream_call("chat.appendStream", ts=message_id, markdown_text=suffix)
+                await self._stream_call(
+                    "chat.appendStream", STREAM, ts=message_id, markdown_text=suffix
+                )
             except SlackCallError as exc:
                 log.warning("appendStream failed (%s); finishing with chat.update", exc.error)
                 await self._rewrite(message_id, text)
@@ -241,7 +269,7 @@ class StreamSurface(UpdateSurface):
             return
         suffix = latest[len(stream.committed) :]
         try:
-            await self._stream_call("chat.stopStream", ts=message_id, markdown_text=suffix or None)
+            await self._end_stream(message_id, suffix or None)
         except SlackCallError as exc:
             log.warning("stopStream failed (%s); finishing with chat.update", exc.error)
             await self._rewrite(message_id, latest)
@@ -252,16 +280,32 @@ class StreamSurface(UpdateSurface):
         """Leave streaming for this message: stop the stream, then replace its text."""
         self._open.pop(message_id, None)
         try:
-            await self._stream_call("chat.stopStream", ts=message_id)
+            await self._end_stream(message_id)
         except SlackCallError as exc:
             log.debug("stopStream before rewrite failed: %s", exc.error)
         await super().edit(message_id, text)
 
-    async def _stream_call(self, method: str, **params: Any) -> Any:
+    async def _end_stream(self, message_id: str, markdown_text: str | None = None) -> None:
+        """chat.stopStream, waiting out 429s (each pauses the stop budget for Retry-After).
+
+        Raises:
+            SlackCallError: Slack refused, or still rate limited after STOP_ATTEMPTS.
+        """
+        for _ in range(STOP_ATTEMPTS):
+            try:
+                await self._stream_call(
+                    "chat.stopStream", STREAM_STOP, ts=message_id, markdown_text=markdown_text
+                )
+                return
+            except PlatformRateLimited:
+                continue
+        raise SlackCallError("chat.stopStream", "ratelimited")
+
+    async def _stream_call(self, method: str, budget: str, **params: Any) -> Any:
         return await self._api.call(
             method,
             team_id=self._target.team_id,
-            budget=STREAM,
+            budget=budget,
             channel=self._target.channel,
             **params,
         )

@@ -3,7 +3,11 @@
 Real slack_sdk / slack-bolt clients talk to it over real HTTP and websockets. It records
 every call (method, params, headers, time), keeps message state (ts → text) so tests
 assert what a person would see, and can misbehave on request: no streaming API
-(`unknown_method`), or a 429 with Retry-After on the Nth call of a method.
+(`unknown_method`), streaming refused with a chosen error, or a 429 with Retry-After on the
+Nth call of a method.
+
+Like Slack, it refuses a call that lacks a required parameter, with the error code Slack
+uses (`REQUIRED_PARAMS`), so a wrong call fails in tests instead of in production.
 
     async with FakeSlack() as slack:
         settings = load_settings(slack_bot_token=slack.bot_token, slack_api_url=slack.api_url)
@@ -31,6 +35,31 @@ from bridge.testing.server import serve_app
 
 # Slack's `markdown` block and streaming `markdown_text` limit.
 MARKDOWN_LIMIT = 12_000
+# Slack's documented required parameters per method, and the error a missing one gets.
+# chat.startStream additionally needs recipient_team_id / recipient_user_id in channels.
+REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
+    "chat.postMessage": (("channel", "channel_not_found"),),
+    "chat.update": (("channel", "channel_not_found"), ("ts", "message_not_found")),
+    "chat.startStream": (("channel", "channel_not_found"), ("thread_ts", "invalid_arguments")),
+    "chat.appendStream": (
+        ("channel", "channel_not_found"),
+        ("ts", "message_not_found"),
+        ("markdown_text", "invalid_arguments"),
+    ),
+    "chat.stopStream": (("channel", "channel_not_found"), ("ts", "message_not_found")),
+    "assistant.threads.setStatus": (
+        ("channel_id", "invalid_arguments"),
+        ("thread_ts", "invalid_arguments"),
+        ("status", "invalid_arguments"),
+    ),
+    "assistant.threads.setSuggestedPrompts": (
+        ("channel_id", "invalid_arguments"),
+        ("prompts", "invalid_arguments"),
+    ),
+}
+# Parameters that may be present but empty (an empty status clears it).
+MAY_BE_EMPTY = frozenset({"status"})
+MAX_SUGGESTED_PROMPTS = 4
 # How long helpers wait for a condition before failing the test.
 DEFAULT_WAIT_SECONDS = 15.0
 RECHECK_SECONDS = 0.05
@@ -76,11 +105,32 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
 
 
 class _Refusal(Exception):
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        error: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        *,
+        detail: str = "",
+    ):
         super().__init__(error)
         self.error = error
         self.status = status
         self.headers = headers or {}
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error": self.error}
+        if self.detail:
+            body["response_metadata"] = {"messages": [f"[ERROR] {self.detail}"]}
+        return body
+
+
+def _check_required(method: str, params: dict[str, Any]) -> None:
+    for name, error in REQUIRED_PARAMS.get(method, ()):
+        value = params.get(name)
+        if value is None or (value == "" and name not in MAY_BE_EMPTY):
+            raise _Refusal(error, detail=f"missing required field: {name}")
 
 
 class FakeSlack:
@@ -101,7 +151,10 @@ class FakeSlack:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.streaming_supported = True
+        # When set, chat.startStream is refused with this error (e.g. channel_type_not_supported).
+        self.stream_start_error: str | None = None
         self.calls: list[SlackCall] = []
+        self.refused: list[tuple[str, str]] = []  # (method, error) of every refused call
         self.messages: dict[str, FakeMessage] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self._rate_limits: dict[str, tuple[int, float]] = {}
@@ -251,10 +304,11 @@ class FakeSlack:
             handler = self._METHODS.get(method)
             if handler is None:
                 raise _Refusal("unknown_method")
+            _check_required(method, params)
             result = handler(self, params)
         except _Refusal as refusal:
-            body = {"ok": False, "error": refusal.error}
-            return web.json_response(body, status=refusal.status, headers=refusal.headers)
+            self.refused.append((method, refusal.error))
+            return web.json_response(refusal.body(), status=refusal.status, headers=refusal.headers)
         finally:
             self._notify()
         return web.json_response({"ok": True, **result})
@@ -322,8 +376,6 @@ class FakeSlack:
         return {"url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4().hex}"}
 
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not params.get("channel"):
-            raise _Refusal("channel_not_found")
         message = FakeMessage(
             channel=str(params["channel"]),
             ts=self._next_ts(),
@@ -345,11 +397,13 @@ class FakeSlack:
     def _start_stream(self, params: dict[str, Any]) -> dict[str, Any]:
         if not self.streaming_supported:
             raise _Refusal("unknown_method")
-        channel = str(params.get("channel") or "")
-        in_channel = channel.startswith(("C", "G"))
-        recipients = params.get("recipient_team_id") and params.get("recipient_user_id")
-        if not channel or not params.get("thread_ts") or (in_channel and not recipients):
-            raise _Refusal("invalid_arguments")
+        if self.stream_start_error:
+            raise _Refusal(self.stream_start_error)
+        channel = str(params["channel"])
+        if channel.startswith(("C", "G")):  # outside DMs Slack needs the recipient
+            for name in ("recipient_team_id", "recipient_user_id"):
+                if not params.get(name):
+                    raise _Refusal(f"missing_{name}")
         message = FakeMessage(
             channel=channel,
             ts=self._next_ts(),
@@ -383,6 +437,15 @@ class FakeSlack:
     def _accept(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
 
+    def _suggested_prompts(self, params: dict[str, Any]) -> dict[str, Any]:
+        prompts = params["prompts"]
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        complete = all(p.get("title") and p.get("message") for p in prompts)
+        if not prompts or len(prompts) > MAX_SUGGESTED_PROMPTS or not complete:
+            raise _Refusal("invalid_arguments", detail="prompts: 1 to 4 with title and message")
+        return {}
+
     _METHODS: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
         "auth.test": _auth_test,
         "apps.connections.open": _connections_open,
@@ -392,5 +455,5 @@ class FakeSlack:
         "chat.appendStream": _append_stream,
         "chat.stopStream": _stop_stream,
         "assistant.threads.setStatus": _accept,
-        "assistant.threads.setSuggestedPrompts": _accept,
+        "assistant.threads.setSuggestedPrompts": _suggested_prompts,
     }

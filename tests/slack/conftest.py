@@ -26,7 +26,12 @@ MOCK_DELAY = 0.005  # seconds between mock chunks: several visible edits, still 
 # Slack's real budgets pace one answer to ~1 edit/s; tests that do not study pacing use
 # generous ones so they stay fast.
 FAST_RATES = SlackRates(
-    update_per_minute=6000, update_burst=20, stream_per_minute=6000, stream_burst=20
+    update_per_minute=6000,
+    update_burst=20,
+    stream_per_minute=6000,
+    stream_burst=20,
+    stream_edge_per_minute=6000,
+    stream_edge_burst=20,
 )
 
 

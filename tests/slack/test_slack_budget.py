@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.slack.budget import STREAM, UPDATE, SlackRates, TokenBucket, WorkspaceBudgets
+from bridge.slack.budget import (
+    STREAM,
+    STREAM_START,
+    STREAM_STOP,
+    UPDATE,
+    SlackRates,
+    TokenBucket,
+    WorkspaceBudgets,
+)
 
 
 class FakeTime:
@@ -71,3 +79,25 @@ def test_budgets_are_per_workspace_and_kind() -> None:
     assert budgets.bucket("T1", UPDATE) is budgets.bucket("T1", UPDATE)
     assert budgets.bucket("T1", UPDATE) is not budgets.bucket("T2", UPDATE)
     assert budgets.bucket("T1", UPDATE) is not budgets.bucket("T1", STREAM)
+
+
+async def test_try_acquire_never_waits() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 2, clock=t.clock, sleep=t.sleep)
+    assert bucket.try_acquire() and bucket.try_acquire()
+    assert not bucket.try_acquire()  # burst spent
+    t.now += 1.0
+    assert bucket.try_acquire()  # one refilled
+    bucket.pause(5.0)
+    t.now += 4.0
+    assert not bucket.try_acquire()  # still paused
+    assert t.sleeps == []
+
+
+def test_stream_starts_and_stops_have_their_own_tier_2_budgets() -> None:
+    budgets = WorkspaceBudgets(SlackRates(stream_edge_per_minute=18, stream_edge_burst=1))
+    start, stop = budgets.bucket("T1", STREAM_START), budgets.bucket("T1", STREAM_STOP)
+    assert start is not stop
+    assert start.try_acquire() and not start.try_acquire()
+    assert stop.try_acquire()  # a spent start budget leaves stops alone
+    assert budgets.bucket("T1", STREAM).try_acquire()

@@ -4,6 +4,8 @@ the fake Slack and the mock backend."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -61,6 +63,7 @@ async def test_native_streaming_answer(running_bridge: StartBridge) -> None:
         assert len(bridge.slack.calls_to("chat.appendStream")) >= 1
         assert len(bridge.slack.calls_to("chat.stopStream")) == 1
         assert not bridge.slack.calls_to("chat.update")
+        assert not bridge.slack.refused  # every call carried what Slack requires
 
 
 async def test_without_streaming_api_answers_fall_back_to_updates(
@@ -157,6 +160,7 @@ async def test_assistant_thread_gets_prompts_and_thinking_status(
         status = bridge.slack.calls_to("assistant.threads.setStatus")[0]
         assert status.params["status"] == THINKING_STATUS
         assert status.at <= bridge.slack.calls_to("chat.startStream")[0].at
+        assert not bridge.slack.refused
 
 
 async def test_a_retried_event_is_answered_once(running_bridge: StartBridge) -> None:
@@ -283,3 +287,46 @@ async def test_a_bare_mention_gets_the_hint_even_on_a_native_stream(
         [reply] = await bridge.answered("C1", event["event"]["ts"])
         assert reply.text.startswith("Hi! Ask me a question")
         assert not bridge.mock.requests
+
+
+async def test_a_retried_reset_is_confirmed_once(running_bridge: StartBridge) -> None:
+    async with running_bridge() as bridge:
+        reset = bridge.message("reset", channel="D1", channel_type="im")
+        await bridge.deliver(reset)
+        await bridge.deliver(reset, retry_attempt=1)
+        await bridge.deliver(bridge.message("a question", channel="D1", channel_type="im"))
+        replies = [m.text for m in await bridge.answered("D1", None, count=2)]
+        assert replies.count(RESET_TEXT) == 1
+        assert len(replies) == 2
+
+
+async def test_a_retried_assistant_message_sets_the_status_once(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        event = bridge.message("hello", channel="D1", channel_type="im", thread_ts="60.6")
+        await bridge.deliver(event)
+        await bridge.deliver(event, retry_attempt=1)
+        await bridge.answered("D1", "60.6")
+        assert len(bridge.slack.calls_to("assistant.threads.setStatus")) == 1
+        assert len(bridge.mock.requests) == 1
+
+
+async def test_slack_variables_in_the_environment_do_not_confuse_bolt(
+    running_bridge: StartBridge,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Heroku exports config vars: bolt must neither warn about SLACK_BOT_TOKEN nor turn
+    into an OAuth app because SLACK_CLIENT_ID/SECRET are set."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-fake-bot-token")
+    monkeypatch.setenv("SLACK_CLIENT_ID", "111.222")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "client-secret")
+    with caplog.at_level(logging.WARNING, logger="slack_bolt"):
+        async with running_bridge() as bridge:
+            event = bridge.mention("still answered")
+            await bridge.deliver(event)
+            [reply] = await bridge.answered("C1", event["event"]["ts"])
+            assert "still answered" in reply.text
+    assert not [r for r in caplog.records if r.name.startswith("slack_bolt")]
+    assert os.environ["SLACK_CLIENT_ID"] == "111.222"  # restored after construction

@@ -57,8 +57,15 @@ def test_bots_edits_deletions_and_subtypes_are_ignored(event: dict[str, Any]) ->
     assert route_event(body({**event, "channel_type": "im"}), BOT) is None
 
 
-def test_a_plain_human_message_is_not_ignored() -> None:
-    assert not is_ignored(message(), BOT)
+@pytest.mark.parametrize("subtype", [None, "thread_broadcast", "file_share"])
+def test_human_messages_are_not_ignored(subtype: str | None) -> None:
+    assert not is_ignored(message(subtype=subtype), BOT)
+
+
+def test_a_thread_reply_also_sent_to_the_channel_is_a_follow_up() -> None:
+    event = message(ts="12.0", thread_ts="10.1", channel_type="channel", subtype="thread_broadcast")
+    incoming = route_event(body(event), BOT)
+    assert incoming is not None and incoming.route is Route.FOLLOW_UP
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ EVENT_SCOPES = {
     "message.im": "im:history",
     "message.channels": "channels:history",
     "message.groups": "groups:history",
+    "message.mpim": "mpim:history",
     "assistant_thread_started": "assistant:write",
     "assistant_thread_context_changed": "assistant:write",
 }
@@ -51,3 +52,27 @@ def test_http_manifest_points_at_the_events_route() -> None:
     assert settings["socket_mode_enabled"] is False
     url = settings["event_subscriptions"]["request_url"]
     assert url.startswith("https://") and url.endswith("/slack/events")
+
+
+# Keys Slack's app manifest schema defines at these levels (a typo would be rejected).
+TOP_LEVEL_KEYS = {"_metadata", "display_information", "features", "oauth_config", "settings"}
+SETTINGS_KEYS = {
+    "allowed_ip_address_ranges",
+    "event_subscriptions",
+    "incoming_webhooks",
+    "interactivity",
+    "org_deploy_enabled",
+    "socket_mode_enabled",
+    "token_rotation_enabled",
+    "function_runtime",
+}
+
+
+@pytest.mark.parametrize("name", ["slack.yaml", "slack-http.yaml"])
+def test_manifest_uses_only_schema_keys(name: str) -> None:
+    manifest = load(name)
+    assert set(manifest) <= TOP_LEVEL_KEYS
+    assert set(manifest["settings"]) <= SETTINGS_KEYS
+    assert set(manifest["settings"]["event_subscriptions"]) <= {"request_url", "bot_events"}
+    assert len(manifest["display_information"]["name"]) <= 35
+    assert len(manifest["display_information"]["description"]) <= 140

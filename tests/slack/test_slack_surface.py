@@ -11,7 +11,7 @@ from bridge.backends.events import Source
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_RATE_LIMITED
 from bridge.slack.api import SlackApi
-from bridge.slack.budget import WorkspaceBudgets
+from bridge.slack.budget import SlackRates, WorkspaceBudgets
 from bridge.slack.surface import (
     NativeStreaming,
     ReplyTarget,
@@ -23,6 +23,9 @@ from bridge.slack.surface import (
 from bridge.testing.fake_slack import FakeSlack
 
 THREAD = ReplyTarget(team_id="T0FAKE", channel="C1", thread_ts="100.1", user_id="U1")
+DM_THREAD = ReplyTarget(team_id="T0FAKE", channel="D1", thread_ts="200.1", user_id="U1")
+# Stream starts and stops refill at once, so a 429's pause is the only wait.
+QUICK_EDGES = SlackRates(stream_edge_per_minute=6000, stream_edge_burst=20)
 
 
 @pytest.fixture
@@ -37,8 +40,15 @@ def api(slack: FakeSlack) -> SlackApi:
     return SlackApi(client, WorkspaceBudgets())
 
 
-def stream_surface(api: SlackApi, native: NativeStreaming | None = None) -> StreamSurface:
-    return StreamSurface(api, THREAD, edit_interval=0.05, native=native or NativeStreaming("auto"))
+def stream_surface(
+    api: SlackApi, native: NativeStreaming | None = None, target: ReplyTarget = THREAD
+) -> StreamSurface:
+    return StreamSurface(api, target, edit_interval=0.05, native=native or NativeStreaming("auto"))
+
+
+def budgeted_api(slack: FakeSlack, rates: SlackRates) -> SlackApi:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    return SlackApi(client, WorkspaceBudgets(rates))
 
 
 async def test_update_surface_posts_markdown_without_unfurls_and_edits(
@@ -144,6 +154,78 @@ async def test_auto_falls_back_to_update_and_remembers_the_workspace(
     await again.edit(ts2, "Second answer")
     assert slack.messages[ts2].text == "Second answer"
     assert len(slack.calls_to("chat.startStream")) == 1  # not tried again
+
+
+async def test_streaming_refused_in_channels_is_remembered_for_channels_only(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    slack.stream_start_error = "channel_type_not_supported"
+    native = NativeStreaming("auto")
+    for text in ("one", "two"):
+        ts = await stream_surface(api, native).post(text)
+        assert slack.messages[ts].text == text
+    assert len(slack.calls_to("chat.startStream")) == 1
+
+    slack.stream_start_error = None
+    dm_ts = await stream_surface(api, native, DM_THREAD).post("_Thinking…_")
+    assert slack.messages[dm_ts].streaming
+    assert len(slack.calls_to("chat.startStream")) == 2
+
+
+async def test_a_refused_stream_start_falls_back_for_that_reply_only(
+    slack: FakeSlack, api: SlackApi
+) -> None:
+    native = NativeStreaming("auto")
+    unknown_user = ReplyTarget(team_id="T0FAKE", channel="C1", thread_ts="100.1", user_id="")
+    for _ in range(2):
+        surface = stream_surface(api, native, unknown_user)
+        ts = await surface.post("Answer")
+        await surface.close()
+        assert slack.messages[ts].text == "Answer"
+        assert not slack.messages[ts].streaming
+    # Not a "streaming unavailable" answer: tried again, not remembered.
+    assert slack.refused == [("chat.startStream", "missing_recipient_user_id")] * 2
+
+
+async def test_when_stream_starts_run_out_replies_use_updates(slack: FakeSlack) -> None:
+    api = budgeted_api(slack, SlackRates(stream_edge_per_minute=1, stream_edge_burst=1))
+    streamed = await stream_surface(api).post("one")
+    surface = stream_surface(api)
+    posted = await surface.post("two")
+    await surface.edit(posted, "two, edited")
+    assert slack.messages[streamed].streaming
+    assert not slack.messages[posted].streaming
+    assert slack.messages[posted].text == "two, edited"
+    assert len(slack.calls_to("chat.startStream")) == 1
+
+
+async def test_a_rate_limited_stop_is_retried_after_retry_after(slack: FakeSlack) -> None:
+    surface = stream_surface(budgeted_api(slack, QUICK_EDGES))
+    ts = await surface.post("")
+    await surface.edit(ts, "Final answer")
+    slack.rate_limit("chat.stopStream", nth=1, retry_after=0.2)
+    await surface.close()
+
+    first, second = (call.at for call in slack.calls_to("chat.stopStream"))
+    assert second - first >= 0.2
+    assert slack.messages[ts].text == "Final answer"
+    assert not slack.messages[ts].streaming
+    assert not slack.calls_to("chat.update")
+
+
+async def test_a_rewrite_waits_out_a_rate_limited_stop_before_updating(
+    slack: FakeSlack,
+) -> None:
+    surface = stream_surface(budgeted_api(slack, QUICK_EDGES))
+    ts = await surface.post("")
+    await surface.edit(ts, "Draft")
+    slack.rate_limit("chat.stopStream", nth=1, retry_after=0.2)
+    await surface.edit(ts, "Rewritten")
+    await surface.close()
+
+    assert slack.messages[ts].text == "Rewritten"
+    assert not slack.messages[ts].streaming
+    assert ("chat.update", "streaming_state_conflict") not in slack.refused
 
 
 async def test_native_mode_keeps_trying_each_answer(slack: FakeSlack, api: SlackApi) -> None:
