@@ -266,7 +266,7 @@ class DiscordAdapter:
         """`/ask`: acknowledge at once ("thinking…"), then answer in the response."""
         key = self._interaction_key(interaction)
         if key is None:
-            await interaction.response.send_message(DMS_DISABLED_TEXT, ephemeral=True)
+            await self._tell(interaction, DMS_DISABLED_TEXT)
             return
         try:
             await guarded(interaction.response.defer(thinking=True))
@@ -291,13 +291,26 @@ class DiscordAdapter:
         """`/reset`: forget this DM's or thread's conversation."""
         key = self._interaction_key(interaction)
         if key is None:
-            await interaction.response.send_message(DMS_DISABLED_TEXT, ephemeral=True)
+            await self._tell(interaction, DMS_DISABLED_TEXT)
             return
         if interaction.guild_id is not None and not isinstance(interaction.channel, discord.Thread):
-            await interaction.response.send_message(NOTHING_TO_RESET_TEXT, ephemeral=True)
+            await self._tell(interaction, NOTHING_TO_RESET_TEXT)
             return
         await self._relay.reset(key)
-        await interaction.response.send_message(RESET_DONE_TEXT, ephemeral=True)
+        await self._tell(interaction, RESET_DONE_TEXT)
+
+    @staticmethod
+    async def _tell(interaction: discord.Interaction, text: str) -> None:
+        """Answer a command with a notice only its user sees; failures (an expired or
+        already answered interaction) are logged, not raised into discord.py."""
+        try:
+            await guarded(
+                interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
+            )
+        except BridgeError as exc:
+            log.warning("could not answer a command: %s", exc)
 
     def _interaction_key(self, interaction: discord.Interaction) -> ThreadKey | None:
         """The conversation a command belongs to; None for a DM when DMs are off."""
@@ -316,10 +329,14 @@ class DiscordAdapter:
         if not is_person_message(message):
             return
         try:
-            if message.guild is None:
+            if isinstance(message.channel, discord.DMChannel):
                 await self._on_direct_message(message)
-            else:
+            elif message.guild is not None:
                 await self._on_guild_message(message, message.guild)
+            else:
+                # A guild discord.py has not cached: never mistake it for a DM, which
+                # would skip the guild and channel allow-lists.
+                log.info("discord message %s ignored: its server is not available", message.id)
         except BridgeError as exc:
             log.warning("discord message %s not handled: %s", message.id, exc)
 
@@ -342,32 +359,52 @@ class DiscordAdapter:
         assert me is not None  # set at login, before any message can arrive
         mentioned = any(user.id == me.id for user in message.mentions)
         text = strip_bot_mention(message.content, me.id)
-        channel = message.channel
-        if isinstance(channel, discord.Thread):
-            if channel.owner_id != me.id and not mentioned:
-                return
-            if not text and not mentioned:
-                return  # content withheld (no message-content intent): not for us
-            key = thread_key(guild.id, channel.parent_id, channel.id)
-            if is_reset_command(text):
-                await self._relay.reset(key)
-                await self._say(channel, RESET_DONE_TEXT)
-                return
-            self._submit(self._question(message, key, text), ChannelSurface(channel, self._limits))
+        if not text and not mentioned:
+            return  # content withheld (no message-content intent) and not addressed to us
+        thread = await self._thread_of(message.channel)
+        if thread is not None:
+            if thread.owner_id == me.id or mentioned:
+                await self._on_thread_message(
+                    message, thread_key(guild.id, thread.parent_id, thread.id), thread, text
+                )
             return
         answered = self._replied_answer(message, me.id)
         if answered is not None:
             key = self._answers.key_for(
-                str(answered.id),
-                str(answered.reference.message_id)
-                if answered.reference and answered.reference.message_id
-                else None,
-                str(guild.id),
-                str(channel.id),
+                str(answered.id), _question_id(answered), str(guild.id), str(message.channel.id)
             )
             self._reply_in_channel(message, key, text)
         elif mentioned:
             await self._answer_in_new_thread(message, guild, text)
+
+    async def _thread_of(self, channel: discord.abc.Messageable) -> discord.Thread | None:
+        """The thread a server message was posted in; None for a plain channel.
+
+        discord.py caches only active threads (GUILD_CREATE lists those, archiving drops
+        one), so a message in a thread that was archived — the usual way back into a
+        conversation a day later, or after a restart — arrives with a bare
+        `PartialMessageable`. Only then ask Discord what the channel is.
+        """
+        if isinstance(channel, discord.Thread):
+            return channel
+        if not isinstance(channel, discord.PartialMessageable):
+            return None
+        try:
+            fetched = await guarded(self._client.fetch_channel(channel.id))
+        except BridgeError as exc:
+            log.warning("cannot look up channel %s (%s); treating it as a channel", channel.id, exc)
+            return None
+        return fetched if isinstance(fetched, discord.Thread) else None
+
+    async def _on_thread_message(
+        self, message: discord.Message, key: ThreadKey, thread: discord.Thread, text: str
+    ) -> None:
+        """Continue the thread's conversation (or reset it)."""
+        if is_reset_command(text):
+            await self._relay.reset(key)
+            await self._say(thread, RESET_DONE_TEXT)
+            return
+        self._submit(self._question(message, key, text), ChannelSurface(thread, self._limits))
 
     @staticmethod
     def _replied_answer(message: discord.Message, bot_id: int) -> discord.Message | None:
@@ -443,6 +480,16 @@ class DiscordAdapter:
             await guarded(channel.send(text, allowed_mentions=NO_MENTIONS))
         except BridgeError as exc:
             log.warning("could not send a notice: %s", exc)
+
+
+def _question_id(answer: discord.Message) -> str | None:
+    """The id a plain-channel conversation is keyed by, read off one of the bot's answers:
+    the question a plain reply referenced, or the `/ask` interaction it responded to."""
+    if answer.reference is not None and answer.reference.message_id is not None:
+        return str(answer.reference.message_id)
+    if answer.interaction_metadata is not None:
+        return str(answer.interaction_metadata.id)
+    return None
 
 
 def _log_connection_end(task: asyncio.Task[None]) -> None:

@@ -48,8 +48,9 @@ class AnswerIndex:
     ) -> ThreadKey:
         """The conversation of answer `answer_id` in plain channel `channel_id`.
 
-        Unknown answers (older than this process) continue the conversation keyed by the
-        question they replied to — right for the first follow-up after a restart.
+        Unknown answers (older than this process) continue the conversation keyed by
+        `answered_question_id` — the question a plain reply referenced, or the `/ask`
+        interaction it answered — right for a reply to an answer's first message.
         """
         known = self._keys.get(answer_id)
         if known is not None:

@@ -8,7 +8,10 @@ produces: a 429 with `Via` and JSON `retry_after`, or any status with a Discord 
 code (50013 missing permissions, 50007 closed DMs, 10003 unknown channel).
 
 Like real Discord it withholds message content from a client that did not ask for the
-privileged message-content intent, except in DMs and messages that mention the bot.
+privileged message-content intent, except in DMs and messages that mention the bot, and
+lists only active (not archived) threads in GUILD_CREATE. A message in an archived thread
+unarchives it without a THREAD_UPDATE, so the client sees a channel it has not cached
+(as when that event comes late): `archive_thread` sets this up.
 
     async with FakeDiscord() as fake:
         settings = load_settings(discord_token="x", discord_api_url=fake.api_url)
@@ -48,7 +51,8 @@ FLAG_LOADING = 1 << 7
 RESPONSE_CHANNEL_MESSAGE = 4
 RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
-MESSAGE_DEFAULT, MESSAGE_REPLY = 0, 19
+MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
+INTERACTION_APPLICATION_COMMAND = 2
 # Every permission bit set: the fake does not model permissions, only injected failures.
 ALL_PERMISSIONS = str((1 << 53) - 1)
 
@@ -73,6 +77,10 @@ class _Failure:
     body: Json
     headers: dict[str, str] = field(default_factory=dict)
     skip: int = 0  # let this many matching requests through first
+
+
+def _archived(thread: Json) -> bool:
+    return bool(thread["thread_metadata"]["archived"])
 
 
 def _now() -> str:
@@ -252,7 +260,7 @@ class FakeDiscord:
             "joined_at": _now(),
             "members": [self._member(self.bot)],
             "channels": [c for c in self.channels.values() if c.get("guild_id") == self.guild_id],
-            "threads": list(self.threads.values()),
+            "threads": [t for t in self.threads.values() if not _archived(t)],
             "voice_states": [],
             "presences": [],
             "stage_instances": [],
@@ -298,6 +306,11 @@ class FakeDiscord:
             message["guild_id"] = guild_id
         return message
 
+    def archive_thread(self, thread_id: str) -> None:
+        """Archive a thread (as Discord does after its auto-archive duration): later
+        GUILD_CREATEs leave it out, so a freshly connected client does not cache it."""
+        self.threads[thread_id]["thread_metadata"]["archived"] = True
+
     def _guild_of(self, channel_id: str) -> str | None:
         channel = self.channels.get(channel_id) or self.threads.get(channel_id)
         return None if channel is None else channel.get("guild_id")
@@ -320,20 +333,25 @@ class FakeDiscord:
         author: Json | None = None,
         mention_bot: bool = False,
         reply_to: str | None = None,
+        ping_replied: bool = True,
     ) -> Json:
         """A person (alice by default) posts `content`; the client gets MESSAGE_CREATE.
 
-        With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`.
+        With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`. A
+        reply to the bot pings it (lists it in `mentions`) unless `ping_replied` is off.
         Returns the full stored payload (content is withheld on the gateway when the
         client lacks the message-content intent, as Discord does).
         """
         author = author or self.alice
+        if channel_id in self.threads:
+            self.threads[channel_id]["thread_metadata"]["archived"] = False  # posting revives
         mentions = []
         if mention_bot:
             content = f"<@{self.bot['id']}> {content}"
             mentions.append(self.bot)
-        if reply_to is not None and self.messages.get(reply_to, {}).get("author") == self.bot:
-            mentions.append(self.bot)  # a reply pings the author by default
+        replied_author = self.messages.get(reply_to or "", {}).get("author")
+        if ping_replied and replied_author == self.bot:
+            mentions.append(self.bot)
         message = self._message_payload(
             channel_id, content, author, mentions=mentions, reply_to=reply_to
         )
@@ -369,19 +387,11 @@ class FakeDiscord:
         interaction: Json = {
             "id": self.next_id(),
             "application_id": self.application_id,
-            "type": 2,
+            "type": INTERACTION_APPLICATION_COMMAND,
             "token": token,
             "version": 1,
             "attachment_size_limit": 8 * 1024 * 1024,
-            "data": {
-                "id": self.next_id(),
-                "name": name,
-                "type": 1,
-                "options": [
-                    {"name": key, "type": 3, "value": value}
-                    for key, value in (options or {}).items()
-                ],
-            },
+            "data": self._command_data(name, options or {}, channel.get("guild_id")),
             "channel_id": channel_id,
             "channel": channel,
             "app_permissions": ALL_PERMISSIONS,
@@ -400,6 +410,27 @@ class FakeDiscord:
         self._interactions[token] = {"payload": interaction, "messages": [], "callbacks": []}
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
+
+    def _command_data(self, name: str, options: dict[str, str], guild_id: str | None) -> Json:
+        """The command part of an interaction as Discord sends it: the registered
+        command's id, plus `guild_id` when it was registered in that guild (discord.py
+        looks guild commands up by it)."""
+        data: Json = {
+            "id": self.next_id(),
+            "name": name,
+            "type": 1,
+            "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
+        }
+        for scope in (guild_id, "global"):
+            command = next(
+                (c for c in self.commands.get(scope or "", []) if c["name"] == name), None
+            )
+            if command is not None:
+                data["id"] = command["id"]
+                if scope != "global":
+                    data["guild_id"] = scope
+                break
+        return data
 
     # Failure injection -----------------------------------------------------------------
 
@@ -651,8 +682,7 @@ class FakeDiscord:
         flags = int(data.get("flags") or 0)
         if body["type"] == RESPONSE_DEFERRED_CHANNEL_MESSAGE:
             flags |= FLAG_LOADING
-        message = self._bot_message(state["payload"]["channel_id"], {**data, "flags": flags})
-        state["messages"].append(message["id"])
+        message = self._interaction_message(state, {**data, "flags": flags})
         return _json_response(
             {
                 "interaction": {
@@ -665,6 +695,25 @@ class FakeDiscord:
                 "resource": {"type": body["type"], "message": message},
             }
         )
+
+    def _interaction_message(self, state: Json, body: Json) -> Json:
+        """The original response or a followup, marked with the interaction it answers
+        (`interaction_metadata`), as Discord marks them."""
+        payload = state["payload"]
+        message = self._bot_message(payload["channel_id"], body)
+        metadata: Json = {
+            "id": payload["id"],
+            "type": payload["type"],
+            "user": payload.get("user") or payload["member"]["user"],
+            "authorizing_integration_owners": {},
+        }
+        if state["messages"]:
+            metadata["original_response_message_id"] = state["messages"][0]
+        else:
+            message["type"] = MESSAGE_CHAT_INPUT_COMMAND
+        message["interaction_metadata"] = metadata
+        state["messages"].append(message["id"])
+        return message
 
     def _interaction_state(self, token: str) -> Json | None:
         return self._interactions.get(token)
@@ -679,9 +728,7 @@ class FakeDiscord:
         state = self._interaction_state(token)
         if state is None:
             return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
-        message = self._bot_message(state["payload"]["channel_id"], body)
-        state["messages"].append(message["id"])
-        return _json_response(message)
+        return _json_response(self._interaction_message(state, body))
 
     def _edit_followup(self, body: Json, _app: str, token: str, message_id: str) -> Any:
         state = self._interaction_state(token)

@@ -85,20 +85,26 @@ def backend_questions(mock: MockBackend) -> list[dict[str, Any]]:
 
 
 def assert_never_pings(fake: FakeDiscord) -> None:
-    """Every message the bot created or edited disabled all mentions."""
-    writes = [
-        r
+    """Every message the bot created or edited, and every command response with text,
+    disabled all mentions."""
+    bodies = [
+        r.json
         for r in fake.requests
         if r.method in ("POST", "PATCH")
         and ("/messages" in r.path or r.path.startswith("/webhooks/"))
         and not r.path.endswith("/threads")
     ]
-    assert writes
-    for request in writes:
-        allowed = request.json["allowed_mentions"]
-        assert allowed["parse"] == [], request
-        assert not allowed.get("users") and not allowed.get("roles"), request
-        assert not allowed.get("replied_user"), request
+    bodies += [
+        r.json["data"]
+        for r in fake.requests_to("POST", r"/callback$")
+        if "content" in (r.json.get("data") or {})
+    ]
+    assert bodies
+    for body in bodies:
+        allowed = body["allowed_mentions"]
+        assert allowed["parse"] == [], body
+        assert not allowed.get("users") and not allowed.get("roles"), body
+        assert not allowed.get("replied_user"), body
 
 
 async def test_dm_placeholder_edits_final_with_sources(
@@ -178,6 +184,24 @@ async def test_no_thread_permission_falls_back_to_replies_that_continue(
     assert second["question"] == "replying to the answer"
     assert second["chatlogId"]
     assert_never_pings(fake)
+
+
+async def test_without_content_intent_an_unpinging_reply_is_not_answered(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    fake.fail_next("POST", r"/threads$", status=403, code=50013, message="Missing Permissions")
+    async with running_bridge(fake, mock, tmp_path):
+        await fake.user_message(fake.channel_id, "no threads here", mention_bot=True)
+        answer = await fake.wait_for(lambda: final_answer(fake, fake.channel_id))
+        # Reply with the ping switched off: Discord withholds the text, so not for us.
+        await fake.user_message(
+            fake.channel_id, "unseen", reply_to=answer["id"], ping_replied=False
+        )
+        await fake.user_message(fake.channel_id, "pinging reply", reply_to=answer["id"])
+        await fake.wait_for(lambda: finished_count(fake, fake.channel_id) == 2)
+
+    assert [q["question"] for q in backend_questions(mock)] == ["no threads here", "pinging reply"]
+    assert len(fake.bot_messages_in(fake.channel_id)) == 2  # no "ask me a question" hint
 
 
 async def test_slash_ask_defers_then_edits_the_original_response(
@@ -383,6 +407,92 @@ async def test_reset_command_in_a_thread(
     assert "new conversation" in callback["data"]["content"]
     _first, second = backend_questions(mock)
     assert "chatlogId" not in second
+    assert_never_pings(fake)
+
+
+@pytest.mark.parametrize("content_intent", [True, False])
+async def test_follow_up_in_an_archived_thread_after_a_restart_continues(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path, content_intent: bool
+) -> None:
+    async with running_bridge(fake, mock, tmp_path, discord_message_content=content_intent):
+        question = await fake.user_message(fake.channel_id, "before the restart", mention_bot=True)
+        thread = await fake.wait_for(lambda: fake.threads.get(question["id"]))
+        await fake.wait_for(lambda: final_answer(fake, thread["id"]))
+    fake.archive_thread(thread["id"])  # the new client's GUILD_CREATE leaves it out
+
+    async with running_bridge(fake, mock, tmp_path, discord_message_content=content_intent):
+        await fake.user_message(thread["id"], "after the restart", mention_bot=not content_intent)
+        await fake.wait_for(lambda: finished_count(fake, thread["id"]) == 2)
+
+    _first, second = backend_questions(mock)
+    assert second["question"] == "after the restart"
+    assert second["chatlogId"]  # the thread's stored conversation, not a new one
+    assert fake.requests_to("GET", rf"^/channels/{thread['id']}$")  # asked what it is
+    assert not fake.requests_to("POST", rf"^/channels/{thread['id']}/messages/\d+/threads$")
+    assert not fake.bot_messages_in(fake.channel_id)
+
+
+async def test_reply_to_a_slash_answer_after_a_restart_continues_its_conversation(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path):
+        interaction = await fake.run_command(
+            "ask", {"question": "slash first"}, channel_id=fake.channel_id
+        )
+        await fake.wait_for(lambda: final_answer(fake, fake.channel_id))
+    (answer,) = fake.interaction_messages(interaction["token"])
+
+    async with running_bridge(fake, mock, tmp_path):  # remembers no answer ids
+        await fake.user_message(fake.channel_id, "replying after restart", reply_to=answer["id"])
+        await fake.wait_for(lambda: finished_count(fake, fake.channel_id) == 2)
+
+    _first, second = backend_questions(mock)
+    assert second["question"] == "replying after restart"
+    assert second["chatlogId"]
+
+
+async def test_long_slash_answer_continues_in_followups_without_pings_or_previews(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
+        interaction = await fake.run_command(
+            "ask", {"question": "[mock:long] everything please"}, channel_id=fake.channel_id
+        )
+        token = interaction["token"]
+        # Some text in the response: the relay is answering (so `drain` waits for it).
+        await fake.wait_for(lambda: any(m["content"] for m in fake.interaction_messages(token)))
+        await runtime.relay.drain(CONDITION_WAIT)
+
+    messages = fake.interaction_messages(token)
+    assert len(messages) >= 11
+    for message in messages:
+        assert len(message["content"]) <= 2000
+        assert message["content"].count("```") % 2 == 0, message["content"]
+        assert STREAMING_MARKER not in message["content"]
+    assert "## Part 30 " in "\n".join(m["content"] for m in messages)
+    assert "**Sources**" in messages[-1]["content"]
+    followups = fake.requests_to("POST", rf"^/webhooks/\d+/{token}$")
+    assert len(followups) == len(messages) - 1
+    for request in followups:
+        assert request.query.get("wait") in ("1", "true")  # the id is needed for edits
+        assert request.json["flags"] & 4  # SUPPRESS_EMBEDS
+    assert fake.requests_to("PATCH", rf"^/webhooks/\d+/{token}/messages/\d+$")  # followup edits
+    assert_never_pings(fake)
+
+
+async def test_message_in_a_server_not_cached_is_not_taken_for_a_dm(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    elsewhere = {**fake.channels[fake.channel_id], "id": fake.next_id(), "guild_id": "42"}
+    fake.channels[elsewhere["id"]] = elsewhere  # in a guild the client never got
+    async with running_bridge(fake, mock, tmp_path, bridge_allowed_guilds=fake.guild_id):
+        await fake.user_message(elsewhere["id"], "sneaking past the allow-list", mention_bot=True)
+        dm = fake.dm_channel(fake.alice)
+        await fake.user_message(dm, "a real DM")  # handled after the first message
+        await fake.wait_for(lambda: final_answer(fake, dm))
+
+    assert [q["question"] for q in backend_questions(mock)] == ["a real DM"]
+    assert not fake.bot_messages_in(elsewhere["id"])
 
 
 async def test_explicit_gateway_url_is_used_without_asking_the_api(
