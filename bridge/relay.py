@@ -29,7 +29,6 @@ from bridge.backends.events import (
     TextDelta,
 )
 from bridge.config import Settings
-from bridge.errors import BridgeError
 from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
 from bridge.render import DEFAULT_STATUS, INTERRUPTED_NOTICE, ReplyRenderer
@@ -165,9 +164,24 @@ class Relay:
         """Whether this thread already has a backend conversation (bot answered there)."""
         return await self._store.get_conversation(thread) is not None
 
-    async def reset(self, thread: ThreadKey) -> None:
-        """Forget the thread's conversation; the next question starts a new one."""
+    async def reset(
+        self, thread: ThreadKey, *, event_id: str | None = None, user_id: str = ""
+    ) -> bool:
+        """Forget the thread's conversation; the next question starts a new one.
+
+        With `event_id`, the reset is claimed in the store like a question, so a
+        re-delivered event (Slack retries, even after a restart) is recognised: it returns
+        False and forgets nothing, and the adapter does not confirm twice.
+        """
+        if event_id is not None:
+            claim = Question(thread=thread, user_id=user_id, text="", event_id=event_id)
+            claimed = await self._store.claim_turn(
+                claim, backend=self._backend.name, status=TurnStatus.DONE
+            )
+            if not claimed:
+                return False
         await self._store.forget_conversation(thread)
+        return True
 
     # Answering -----------------------------------------------------------------------
 
@@ -236,7 +250,7 @@ class Relay:
         try:
             await surface.post(surface.neutralize(text))
             await surface.close()
-        except BridgeError as exc:
+        except Exception as exc:  # best effort: e.g. the platform closed while shutting down
             log.warning("could not deliver the refusal: %s", exc)
         await self._store.update_turn(
             question.thread.platform, question.event_id, status=TurnStatus.ERROR, error=text

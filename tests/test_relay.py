@@ -277,3 +277,12 @@ async def test_a_reply_the_platform_refuses_is_recorded_as_an_error(runtime: Run
     turn = await runtime.store.get_turn("slack", "E1")
     assert turn is not None and turn.status == TurnStatus.ERROR
     assert turn.error is not None and "no longer exists" in turn.error
+
+
+async def test_a_redelivered_reset_forgets_nothing(runtime: Runtime) -> None:
+    await runtime.relay.answer(question("first", "E1"), RecordingSurface())
+    assert await runtime.relay.reset(THREAD, event_id="R1", user_id="U1")
+    await runtime.relay.answer(question("second", "E2"), RecordingSurface())
+
+    assert not await runtime.relay.reset(THREAD, event_id="R1", user_id="U1")
+    assert await runtime.relay.knows_thread(THREAD)  # the new conversation survives

@@ -250,7 +250,10 @@ class SlackAdapter:
         question = incoming.question
         thread = question.thread
         if incoming.route is Route.RESET:
-            await self._relay.reset(thread)
+            if not await self._relay.reset(
+                thread, event_id=question.event_id, user_id=question.user_id
+            ):
+                return  # a re-delivered reset, already confirmed
             await self._api.call(
                 "chat.postMessage",
                 team_id=incoming.team_id,
