@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from bridge.config import Settings, load_settings
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -123,5 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"bridge: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except BridgeError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED

@@ -41,8 +41,13 @@ class Settings(BaseSettings):
     """Everything the bridge can be told. Only the variables of the platforms you use
     are required; `require_*` methods say which are missing for a given job."""
 
+    # An empty variable (`NAME=` in .env, a blank field in a deploy form) means "not set".
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # Slack

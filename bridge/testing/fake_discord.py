@@ -574,7 +574,8 @@ class FakeDiscord:
             "bot_require_code_grant": False,
             "verify_key": "0" * 64,
             "owner": self.alice,
-            "flags": 0,
+            # GATEWAY_MESSAGE_CONTENT (1 << 18): what the portal's intent switch sets.
+            "flags": (1 << 18) if self._message_content_enabled else 0,
         }
 
     def _gateway_bot(self) -> Json:

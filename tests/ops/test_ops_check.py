@@ -113,14 +113,17 @@ async def test_bad_discord_token_fails_with_fix(
     assert DISCORD_TOKEN not in "\n".join(lines)
 
 
-async def test_message_content_intent_not_enabled(
-    discord: FakeDiscord, mock: MockBackend, tmp_path: Path
+@pytest.mark.parametrize("enabled_in_portal", [True, False])
+async def test_message_content_intent_matches_the_portal(
+    mock: MockBackend, tmp_path: Path, enabled_in_portal: bool
 ) -> None:
-    settings = discord_settings(discord, mock, tmp_path, discord_message_content=True)
-    code, lines = await check(settings)
-    assert code == 1
-    assert line_for(lines, "Discord message content intent").startswith("✗")
-    assert discord.requests_to("GET", r"^/oauth2/applications/@me$")
+    async with FakeDiscord(message_content_enabled=enabled_in_portal) as discord:
+        settings = discord_settings(discord, mock, tmp_path, discord_message_content=True)
+        code, lines = await check(settings)
+        assert discord.requests_to("GET", r"^/oauth2/applications/@me$")
+    assert code == (0 if enabled_in_portal else 1)
+    mark = "✓" if enabled_in_portal else "✗"
+    assert line_for(lines, "Discord message content intent").startswith(mark)
 
 
 async def test_wrong_backend_key_and_unusable_database(
