@@ -25,7 +25,9 @@ __all__ = [
     "FAILURE_NOTICE",
     "INTERRUPTED_NOTICE",
     "ReplyRenderer",
+    "is_status_line",
     "split_message",
+    "status_line",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,19 @@ MAX_FINAL_ATTEMPTS = 6  # the final text is retried through this many 429s, then
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+
+def status_line(status: str) -> str:
+    """How progress ("Thinking…", a queue notice) is drawn while no answer text exists:
+    one italic line (a backend's multi-line reason text is folded onto it)."""
+    return f"_{' '.join(status.split())}_"
+
+
+def is_status_line(text: str) -> bool:
+    """Whether `text` has the shape `status_line` draws. Surfaces that can only append
+    (Slack native streams) hold such lines back instead of streaming them; an answer
+    that merely looks like one is held for one edit interval, nothing worse."""
+    return len(text) > 1 and text.startswith("_") and text.endswith("_") and "\n" not in text
 
 
 class ReplyRenderer:
@@ -165,12 +180,24 @@ class ReplyRenderer:
             self._flusher.add_done_callback(_log_crash)
 
     async def _flush_loop(self) -> None:
-        """Send the latest text whenever there is news and the interval has passed."""
+        """Send the latest text whenever there is news and the interval has passed.
+
+        The first answer text replaces the placeholder without waiting for the interval
+        (only for a 429's Retry-After): the first words are what people wait for, and
+        one early edit per reply stays well inside every platform limit.
+        """
+        text_shown = False
         while not self._closed and self._error is None:
             await self._dirty.wait()
-            await self._wait_turn(self._last_call + self._interval)
+            first_text = bool(self._chunks) and not text_shown
+            await self._wait_turn(
+                self._blocked_until if first_text else self._last_call + self._interval
+            )
             self._dirty.clear()
-            if not await self._call(self._streaming_parts()):
+            has_text = bool(self._chunks)
+            if await self._call(self._streaming_parts()):
+                text_shown = text_shown or has_text
+            else:
                 self._dirty.set()
 
     async def _wait_turn(self, ready_at: float) -> None:
@@ -184,7 +211,7 @@ class ReplyRenderer:
         the streaming marker (left off when it would not fit)."""
         display = self._surface.neutralize("".join(self._chunks))
         if not display.strip():
-            return [f"_{self._surface.neutralize(self._status)}_"]
+            return [status_line(self._surface.neutralize(self._status))]
         parts = plan_split(display, self._limit, start=self._sealed_end, fence=self._sealed_fence)
         for part in parts[:-1]:
             self._sealed.append(part.text)

@@ -11,7 +11,13 @@ import pytest
 
 from bridge.backends.events import Source
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
-from bridge.render import INTERRUPTED_NOTICE, ReplyRenderer, split_message
+from bridge.render import (
+    INTERRUPTED_NOTICE,
+    ReplyRenderer,
+    is_status_line,
+    split_message,
+    status_line,
+)
 from bridge.safety import markdown_sources_block, neutralize_discord, safe_sources
 from bridge.surface import SurfaceLimits
 from bridge.testing.recording_surface import RecordingSurface
@@ -135,8 +141,11 @@ async def test_final_edit_does_not_wait_for_the_interval() -> None:
     clock, surface, renderer = make(interval=1000.0)
     await renderer.start()
     await renderer.append("partial")
-    await clock.advance(1.0)
-    assert surface.messages["m1"] == "_Thinking…_"  # throttled
+    await clock.advance(0.5)
+    assert surface.messages["m1"] == "partial ▌"  # the first words replace the placeholder
+    await renderer.append(" and more")
+    await clock.advance(0.5)
+    assert surface.messages["m1"] == "partial ▌"  # later text is throttled
     await asyncio.wait_for(renderer.finish("partial and final", []), GUARD)
     assert clock.now == 1.0
     assert surface.messages == {"m1": "partial and final"}
@@ -305,3 +314,21 @@ async def test_marker_is_removed_by_final_edit(marker: str) -> None:
     assert surface.messages["m1"] == "abc" + marker
     await renderer.finish("abc", [])
     assert surface.messages["m1"] == "abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("_Thinking…_", True),
+        ("_Queued — waiting…_", True),
+        ("Hello", False),
+        ("_a_\n_b_", False),
+        ("_", False),
+        ("_emphasis_ then more", False),
+    ],
+)
+def test_status_lines_are_recognisable(text: str, expected: bool) -> None:
+    assert is_status_line(text) is expected
+    if expected:
+        assert status_line(text[1:-1]) == text
+    assert is_status_line(status_line("Reading\n\nthe docs"))

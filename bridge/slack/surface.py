@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from bridge.backends.events import Source
 from bridge.errors import PlatformRateLimited
+from bridge.render import is_status_line
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE
@@ -235,9 +236,9 @@ class StreamSurface(UpdateSurface):
         if stream is None:
             await super().edit(message_id, text)
             return
-        previous, stream.latest = stream.latest, text
-        if not stream.committed and not text.startswith(previous):
-            return  # the placeholder or a status line is being replaced: keep holding
+        stream.latest = text
+        if not stream.committed and is_status_line(text):
+            return  # progress, not answer text: a stream can only grow, so it waits
         if not text.startswith(stream.committed):
             await self._rewrite(message_id, text)
             return

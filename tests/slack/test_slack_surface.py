@@ -77,8 +77,7 @@ async def test_stream_surface_holds_the_placeholder_and_streams_only_extensions(
     assert surface.limits.streaming_marker == ""
     ts = await surface.post("_Thinking…_")
     await surface.edit(ts, "_Searching…_")  # status replaces status: nothing shown
-    await surface.edit(ts, "Hello")  # replaces the status: still held
-    await surface.edit(ts, "Hello world")
+    await surface.edit(ts, "Hello world")  # the first answer text streams at once
     await surface.edit(ts, "Hello world, and more.")
     await surface.close()
 
