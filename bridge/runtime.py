@@ -12,14 +12,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bridge import __version__
 from bridge.backends import build_backend
 from bridge.backends.base import ChatBackend
 from bridge.config import Settings
 from bridge.relay import Relay
 from bridge.store import Store, open_store
-
-USER_AGENT = f"bridge/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     settings.backend_name()  # fail fast, before opening anything, with the variables to set
     store = await open_store(settings.database_url, store_text=settings.bridge_store_text)
     try:
-        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+        async with aiohttp.ClientSession() as session:
             backend = build_backend(settings, session)
             relay = Relay(store=store, backend=backend, settings=settings)
             yield Runtime(settings, session, store, backend, relay)

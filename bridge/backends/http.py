@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge import metrics
+from bridge import __version__, metrics
 from bridge.backends.events import (
     TERMINAL_EVENTS,
     AnswerEvent,
@@ -44,7 +44,7 @@ ERROR_BODY_LIMIT = 64 * 1024  # error pages are read only this far, enough for a
 JSON_BODY_LIMIT = 4 * 1024 * 1024  # a whole non-streamed answer; far above any real one
 EXCERPT_CHARS = 120  # what of an unexpected reply we quote in chat
 MAX_SOURCES = 20  # we keep a few more than the 5 the backends promise; the renderer trims
-USER_AGENT = "bridge/0.1"  # identifies us in backend logs; no version secrets
+USER_AGENT = f"bridge/{__version__}"  # identifies us in backend logs
 
 STOPPED_EARLY = "the answer stopped before it was complete"
 UNREACHABLE = "could not reach the backend, please try again in a minute"
