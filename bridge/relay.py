@@ -164,6 +164,10 @@ class Relay:
         """Whether this thread already has a backend conversation (bot answered there)."""
         return await self._store.get_conversation(thread) is not None
 
+    async def thread_of_reply(self, platform: str, message_id: str) -> ThreadKey | None:
+        """The thread whose answer includes this bot message (any part, any process)."""
+        return await self._store.find_thread_by_reply(platform, message_id)
+
     async def reset(
         self, thread: ThreadKey, *, event_id: str | None = None, user_id: str = ""
     ) -> bool:

@@ -1,6 +1,6 @@
 """Where the bridge remembers things: which backend conversation each chat thread
-continues, and one row per answered question (a *turn*) for de-duplication and crash
-recovery.
+continues, one row per answered question (a *turn*) for de-duplication and crash
+recovery, and which thread each of the bot's reply messages belongs to.
 
 The relay talks to the `Store` protocol only, so a Postgres implementation can be added
 behind `open_store` later. `SQLiteStore` is the default. SQLite calls block, so every one
@@ -149,6 +149,12 @@ class Store(Protocol):
 
     async def get_turn(self, platform: str, event_id: str) -> Turn | None: ...
 
+    async def find_thread_by_reply(self, platform: str, message_id: str) -> ThreadKey | None:
+        """The thread whose answer includes message `message_id` (any part of it, as
+        recorded by `update_turn(reply_message_ids=…)`), or None. Message ids must be
+        unique within the platform: Discord's are; Slack's are only unique per channel."""
+        ...
+
     async def unfinished_turns(self) -> list[Turn]:
         """Turns still queued or streaming, oldest first (crash recovery)."""
         ...
@@ -271,9 +277,33 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     turns.create_index(["platform", "user_id", "created_at"], index_name="turns_by_user_and_time")
 
 
+# Records every reply message id of the turns the WHERE clause selects in
+# `reply_messages`; ids already recorded are kept (a message belongs to one turn).
+_RECORD_REPLY_MESSAGES = (
+    "INSERT OR IGNORE INTO reply_messages (platform, message_id, workspace, channel, thread) "
+    "SELECT turns.platform, ids.value, turns.workspace, turns.channel, turns.thread "
+    "FROM turns, json_each(turns.reply_message_ids) AS ids WHERE "
+)
+
+
+def _v2_reply_messages(db: sqlite_utils.Database) -> None:
+    """Reply message id → thread, so a reply to any part of an earlier answer (also after
+    a restart) finds its conversation with one primary-key read instead of scanning the
+    JSON lists in `turns`. Filled from the existing turns and safe to run twice (IF NOT
+    EXISTS, OR IGNORE); malformed id lists (hand-edited rows) are skipped rather than
+    failing the upgrade."""
+    db.table("reply_messages").create(
+        {"platform": str, "message_id": str, "workspace": str, "channel": str, "thread": str},
+        pk=("platform", "message_id"),
+        not_null={"platform", "message_id", "workspace", "channel", "thread"},
+        if_not_exists=True,
+    )
+    db.execute(_RECORD_REPLY_MESSAGES + "json_valid(turns.reply_message_ids)")
+
+
 # Version N is MIGRATIONS[N - 1]. Append only: a released step never changes, because
 # databases in the field have already run it.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_reply_messages]
 
 
 def _migrate(db: sqlite_utils.Database) -> int:
@@ -433,6 +463,21 @@ class SQLiteStore:
     def _execute_sync(self, sql: str, params: Sequence[Any]) -> int:
         return self._require_db().execute(sql, params).rowcount
 
+    def _update_turn_sync(
+        self, sql: str, params: Sequence[Any], turn_key: tuple[str, str], index_replies: bool
+    ) -> int:
+        """The turn update and, when its reply ids changed, their `reply_messages` rows,
+        in one transaction: the index never disagrees with the turn."""
+        db = self._require_db()
+        with db.atomic():
+            updated = db.execute(sql, params).rowcount
+            if updated and index_replies:
+                db.execute(
+                    _RECORD_REPLY_MESSAGES + "turns.platform = ? AND turns.event_id = ?",
+                    turn_key,
+                )
+        return updated
+
     async def _query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         return await self._call(self._query_sync, sql, params)
 
@@ -535,11 +580,12 @@ class SQLiteStore:
         changes = {name: value for name, value in fields.items() if value is not None}
         changes["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in changes)
-        updated = await self._execute(
+        updated = await self._call(
+            self._update_turn_sync,
             f"UPDATE turns SET {assignments} WHERE platform = ? AND event_id = ?",
-            *changes.values(),
-            platform,
-            event_id,
+            (*changes.values(), platform, event_id),
+            (platform, event_id),
+            reply_message_ids is not None,
         )
         return updated == 1
 
@@ -550,6 +596,17 @@ class SQLiteStore:
             event_id,
         )
         return _turn_from_row(rows[0]) if rows else None
+
+    async def find_thread_by_reply(self, platform: str, message_id: str) -> ThreadKey | None:
+        rows = await self._query(
+            "SELECT workspace, channel, thread FROM reply_messages "
+            "WHERE platform = ? AND message_id = ?",
+            platform,
+            message_id,
+        )
+        if not rows:
+            return None
+        return ThreadKey(platform, rows[0]["workspace"], rows[0]["channel"], rows[0]["thread"])
 
     async def unfinished_turns(self) -> list[Turn]:
         rows = await self._query(

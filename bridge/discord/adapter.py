@@ -7,8 +7,12 @@ Where conversations live:
   later messages in a thread the bot owns continue it (without the privileged
   message-content intent, Discord withholds their text unless they mention the bot).
   Where the bot may not create threads it answers with a plain reply instead, and a
-  reply to that answer continues the conversation.
-- `/ask question:` answers in place (in a thread or DM it continues that conversation).
+  reply to any message of that answer continues the conversation.
+- `/ask question:` answers in place (in a thread or DM it continues that conversation;
+  in a channel, a reply to the answer does).
+
+A reply finds its conversation through the store's record of every answer message,
+so it works across restarts.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from discord import app_commands
 from bridge.config import Settings
 from bridge.discord.connect import api_base, resolve_gateway, use_gateway
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
-from bridge.discord.routing import AnswerIndex, dm_key, thread_key
+from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
     NO_MENTIONS,
     ChannelSurface,
@@ -370,9 +374,7 @@ class DiscordAdapter:
             return
         answered = self._replied_answer(message, me.id)
         if answered is not None:
-            key = self._answers.key_for(
-                str(answered.id), _question_id(answered), str(guild.id), str(message.channel.id)
-            )
+            key = await self._conversation_of(str(answered.id), guild.id, message.channel.id)
             self._reply_in_channel(message, key, text)
         elif mentioned:
             await self._answer_in_new_thread(message, guild, text)
@@ -414,6 +416,19 @@ class DiscordAdapter:
         if isinstance(resolved, discord.Message) and resolved.author.id == bot_id:
             return resolved
         return None
+
+    async def _conversation_of(self, answer_id: str, guild_id: int, channel_id: int) -> ThreadKey:
+        """The conversation a reply to the bot's plain-channel answer continues.
+
+        This process's memory knows each part of an answer as soon as it is posted; the
+        store knows every part of every answer that ended, also from before a restart.
+        An answer neither knows (a refusal from an earlier process) starts a
+        conversation of its own.
+        """
+        known = self._answers.get(answer_id) or await self._relay.thread_of_reply(
+            PLATFORM, answer_id
+        )
+        return known or thread_key(guild_id, channel_id, answer_id)
 
     async def _answer_in_new_thread(
         self, message: discord.Message, guild: discord.Guild, text: str
@@ -480,16 +495,6 @@ class DiscordAdapter:
             await guarded(channel.send(text, allowed_mentions=NO_MENTIONS))
         except BridgeError as exc:
             log.warning("could not send a notice: %s", exc)
-
-
-def _question_id(answer: discord.Message) -> str | None:
-    """The id a plain-channel conversation is keyed by, read off one of the bot's answers:
-    the question a plain reply referenced, or the `/ask` interaction it responded to."""
-    if answer.reference is not None and answer.reference.message_id is not None:
-        return str(answer.reference.message_id)
-    if answer.interaction_metadata is not None:
-        return str(answer.interaction_metadata.id)
-    return None
 
 
 def _log_connection_end(task: asyncio.Task[None]) -> None:

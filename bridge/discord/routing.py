@@ -10,7 +10,7 @@ from bridge.model import ThreadKey
 PLATFORM = "discord"
 DM_WORKSPACE = "@dm"
 # Answers remembered for reply-continuation in plain channels. Each entry is ~200 bytes;
-# older answers fall back to the question they replied to (see `AnswerIndex.key_for`).
+# older answers are looked up in the store.
 ANSWER_INDEX_SIZE = 10_000
 
 
@@ -31,6 +31,8 @@ class AnswerIndex:
 
     Threads need none of this (the thread is the conversation). In plain-reply mode a
     person continues by replying to an answer; the answer's id finds the conversation.
+    The store finds it too, durably, but learns an answer's later parts only when the
+    answer ends; this map knows each part as soon as it is posted.
     """
 
     def __init__(self, size: int = ANSWER_INDEX_SIZE) -> None:
@@ -43,16 +45,6 @@ class AnswerIndex:
         while len(self._keys) > self._size:
             self._keys.popitem(last=False)
 
-    def key_for(
-        self, answer_id: str, answered_question_id: str | None, guild_id: str, channel_id: str
-    ) -> ThreadKey:
-        """The conversation of answer `answer_id` in plain channel `channel_id`.
-
-        Unknown answers (older than this process) continue the conversation keyed by
-        `answered_question_id` — the question a plain reply referenced, or the `/ask`
-        interaction it answered — right for a reply to an answer's first message.
-        """
-        known = self._keys.get(answer_id)
-        if known is not None:
-            return known
-        return thread_key(guild_id, channel_id, answered_question_id or answer_id)
+    def get(self, answer_id: str) -> ThreadKey | None:
+        """The conversation of answer message `answer_id`, if this process posted it."""
+        return self._keys.get(answer_id)

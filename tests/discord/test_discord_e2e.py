@@ -4,8 +4,9 @@ the mock backend over HTTP/SSE."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +450,39 @@ async def test_reply_to_a_slash_answer_after_a_restart_continues_its_conversatio
     _first, second = backend_questions(mock)
     assert second["question"] == "replying after restart"
     assert second["chatlogId"]
+
+
+async def test_reply_to_a_later_part_of_a_long_plain_answer_after_a_restart_continues(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    fake.fail_next("POST", r"/threads$", status=403, code=50013, message="Missing Permissions")
+    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
+        await fake.user_message(fake.channel_id, "[mock:long] everything", mention_bot=True)
+        await fake.wait_for(lambda: fake.bot_messages_in(fake.channel_id))
+        await runtime.relay.drain(CONDITION_WAIT)
+    parts = fake.bot_messages_in(fake.channel_id)
+    assert len(parts) >= 2
+    second_part = parts[1]
+    assert "message_reference" not in second_part  # only the first part replies to the question
+    with closing(sqlite3.connect(tmp_path / "bridge.db")) as db:
+        [(chatlog_id,)] = db.execute("SELECT conversation_id FROM conversations").fetchall()
+
+    async with running_bridge(fake, mock, tmp_path):  # remembers no answer ids
+        reply = await fake.user_message(
+            fake.channel_id, "about part two", reply_to=second_part["id"]
+        )
+        await fake.wait_for(
+            lambda: any(
+                finished(m) and m["message_reference"]["message_id"] == reply["id"]
+                for m in fake.bot_messages_in(fake.channel_id)
+                if "message_reference" in m
+            )
+        )
+
+    _first, second = backend_questions(mock)
+    assert second["question"] == "about part two"
+    assert second["chatlogId"] == chatlog_id
+    assert not fake.threads
 
 
 async def test_long_slash_answer_continues_in_followups_without_pings_or_previews(

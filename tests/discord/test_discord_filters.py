@@ -100,22 +100,13 @@ def test_keys() -> None:
     assert thread_key(1, 2, 3) == ThreadKey("discord", "1", "2", "3")
 
 
-def test_answer_index_remembers_and_falls_back_to_the_answered_question() -> None:
-    index = AnswerIndex(size=2)
-    first = thread_key("g", "c", "q1")
-    index.remember("a1", first)
-    assert index.key_for("a1", "q-other", "g", "c") == first
-    # Unknown answer: the conversation keyed by the question it replied to.
-    assert index.key_for("a9", "q9", "g", "c") == thread_key("g", "c", "q9")
-    assert index.key_for("a9", None, "g", "c") == thread_key("g", "c", "a9")
-
-
-def test_answer_index_is_bounded() -> None:
+def test_answer_index_remembers_answers_and_is_bounded() -> None:
     index = AnswerIndex(size=2)
     for n in range(3):
         index.remember(f"a{n}", thread_key("g", "c", f"q{n}"))
-    assert index.key_for("a0", None, "g", "c") == thread_key("g", "c", "a0")  # evicted
-    assert index.key_for("a2", None, "g", "c") == thread_key("g", "c", "q2")
+    assert index.get("a0") is None  # evicted: the store is asked instead
+    assert index.get("a2") == thread_key("g", "c", "q2")
+    assert index.get("never-posted") is None
 
 
 def test_invite_url_lists_exactly_the_needed_permissions() -> None:
