@@ -9,6 +9,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 _SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_e2e.py"
 _spec = importlib.util.spec_from_file_location("bench_e2e", _SCRIPT)
 assert _spec is not None and _spec.loader is not None
@@ -21,8 +23,11 @@ def cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-async def test_the_smallest_scenario_fills_one_row_of_every_column(tmp_path: Path) -> None:
-    scenario = bench.Scenario(answers=1, streaming="update")
+@pytest.mark.parametrize("platform", ["slack", "discord"])
+async def test_the_smallest_scenario_fills_one_row_of_every_column(
+    platform: str, tmp_path: Path
+) -> None:
+    scenario = bench.Scenario(answers=1, platform=platform)
     results = await bench.run([scenario], bench.DEFAULT_SPEEDUP, tmp_path)
 
     header, rule, *rows = bench.format_table(results).splitlines()
@@ -30,10 +35,21 @@ async def test_the_smallest_scenario_fills_one_row_of_every_column(tmp_path: Pat
     assert len(cells(rule)) == len(bench.COLUMNS)
     [row] = rows
     assert len(cells(row)) == len(bench.COLUMNS)
-    assert cells(row)[:2] == ["update", "1"]
-    assert results[0].calls_per_answer > 0
+    assert cells(row)[:3] == [platform, scenario.mode, "1"]
+    [result] = results
+    # Each latency ends at a call that came after its start: the right calls were found.
+    assert min(result.placeholder + result.added) >= 0
+    assert result.calls_per_answer >= 2  # at least the placeholder and the final edit
+    assert result.chunks > 1
 
 
-def test_quick_runs_both_streaming_modes_at_two_sizes() -> None:
-    quick = {(s.streaming, s.answers) for s in bench.scenarios(quick=True)}
-    assert quick == {("update", 1), ("update", 10), ("native", 1), ("native", 10)}
+def test_quick_runs_both_slack_streaming_modes_and_discord_at_two_sizes() -> None:
+    quick = {(s.platform, s.mode, s.answers) for s in bench.scenarios(quick=True)}
+    assert quick == {
+        ("slack", "update", 1),
+        ("slack", "update", 10),
+        ("slack", "native", 1),
+        ("slack", "native", 10),
+        ("discord", bench.NO_MODE, 1),
+        ("discord", bench.NO_MODE, 10),
+    }

@@ -28,6 +28,7 @@ import itertools
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,7 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     json: Any
+    at: float  # time.monotonic() on arrival
 
 
 @dataclass
@@ -516,7 +518,9 @@ class FakeDiscord:
         if request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw else None
-        self.requests.append(RecordedRequest(request.method, path, dict(request.query), body))
+        self.requests.append(
+            RecordedRequest(request.method, path, dict(request.query), body, time.monotonic())
+        )
         try:
             if self._rejects(request.headers.get("Authorization")):
                 return _json_response({"message": "401: Unauthorized", "code": 0}, 401)

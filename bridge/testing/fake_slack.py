@@ -6,6 +6,11 @@ assert what a person would see, and can misbehave on request: no streaming API
 (`unknown_method`), streaming refused with a chosen error, or a 429 with Retry-After on the
 Nth call of a method.
 
+Given `tiers` (method → calls per minute), it also enforces Slack's per-method rate tiers
+the way Slack does: a call beyond its method's limit within a sliding window of `minute`
+seconds gets a 429 with Retry-After (when the oldest counted call leaves the window). A
+shorter `minute` runs Slack time faster, for benchmarks.
+
 Like Slack, it refuses a call that lacks a required parameter, with the error code Slack
 uses (`REQUIRED_PARAMS`), so a wrong call fails in tests instead of in production.
 
@@ -23,8 +28,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -144,7 +151,15 @@ class FakeSlack:
         team_id: str = "T0FAKE",
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
+        tiers: Mapping[str, int] | None = None,
+        minute: float = 60.0,
     ) -> None:
+        """
+        Args:
+            tiers: calls per `minute` allowed per method (e.g. `{"chat.update": 50}`);
+                methods not listed, and every method when None, are never limited.
+            minute: the sliding window's length in seconds.
+        """
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -159,6 +174,9 @@ class FakeSlack:
         self.acks: dict[str, dict[str, Any]] = {}
         self._rate_limits: dict[str, tuple[int, float]] = {}
         self._counts: dict[str, int] = {}
+        self._tiers = dict(tiers or {})
+        self._minute = minute
+        self._recent: dict[str, deque[float]] = {method: deque() for method in self._tiers}
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
@@ -300,6 +318,7 @@ class FakeSlack:
         self._counts[method] = self._counts.get(method, 0) + 1
         try:
             self._check_rate_limit(method)
+            self._check_tier(method)
             self._check_token(method, request, params)
             handler = self._METHODS.get(method)
             if handler is None:
@@ -318,6 +337,20 @@ class FakeSlack:
         if limit is not None and self._counts[method] == limit[0]:
             del self._rate_limits[method]
             raise _Refusal("ratelimited", 429, {"Retry-After": str(limit[1])})
+
+    def _check_tier(self, method: str) -> None:
+        """Refuse a call over its method's tier in the sliding window; count it otherwise."""
+        recent = self._recent.get(method)
+        if recent is None:
+            return
+        now = time.monotonic()
+        while recent and recent[0] <= now - self._minute:
+            recent.popleft()
+        if len(recent) >= self._tiers[method]:
+            # Rounded up, so a client that waits exactly this long gets through.
+            retry_after = math.ceil((recent[0] + self._minute - now) * 1000) / 1000
+            raise _Refusal("ratelimited", 429, {"Retry-After": f"{retry_after:.3f}"})
+        recent.append(now)
 
     def _check_token(self, method: str, request: web.Request, params: dict[str, Any]) -> None:
         header = request.headers.get("Authorization", "")

@@ -101,6 +101,7 @@ class RecordedRequest:
     path: str
     headers: Mapping[str, str]
     json: Any
+    at: float  # time.monotonic() on arrival
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ class MockBackend:
         requests: every request received, in order.
         active_streams: SSE responses still being written (0 once clients hung up).
         retry_after: the `Retry-After` value the "429" scenario sends.
+        text_chunks: answer text chunks written so far, every stream together.
+        first_chunk_at: question → time.monotonic() once its first text chunk was written
+            (the first answer to that question), so a benchmark can tell the latency a
+            client adds from the time the backend takes.
     """
 
     def __init__(
@@ -182,6 +187,8 @@ class MockBackend:
         self.retry_after = retry_after
         self.requests: list[RecordedRequest] = []
         self.active_streams = 0
+        self.text_chunks = 0
+        self.first_chunk_at: dict[str, float] = {}
         self._host = host
         self._port = port
         self._queue: deque[str] = deque()
@@ -243,7 +250,9 @@ class MockBackend:
             body = await request.json()
         except ValueError:
             body = None
-        self.requests.append(RecordedRequest(request.path, CIMultiDict(request.headers), body))
+        self.requests.append(
+            RecordedRequest(request.path, CIMultiDict(request.headers), body, time.monotonic())
+        )
         return body
 
     def _scenario(self, path: str, question: str) -> str:
@@ -331,7 +340,7 @@ class MockBackend:
             if plan.ending == "error":
                 return web.json_response({"error": WONDERCHAT_ERROR}, status=500)
             return web.json_response(final)
-        return await self._play(request, plan, _WonderchatFrames(chatlog_id, final))
+        return await self._play(request, question, plan, _WonderchatFrames(chatlog_id, final))
 
     # Widget -------------------------------------------------------------------------
 
@@ -357,12 +366,16 @@ class MockBackend:
         self._response_turns[response_id] = turn
         plan = self._plan(scenario, question, turn)
         model = body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL_NAME
-        return await self._play(request, plan, _WidgetFrames(response_id, model, plan.statuses))
+        frames = _WidgetFrames(response_id, model, plan.statuses)
+        return await self._play(request, question, plan, frames)
 
     # Streaming ----------------------------------------------------------------------
 
-    async def _play(self, request: web.Request, plan: _Plan, frames: _Frames) -> web.StreamResponse:
-        """Stream `plan` in one API's frames; the scenario decides how it ends."""
+    async def _play(
+        self, request: web.Request, question: str, plan: _Plan, frames: _Frames
+    ) -> web.StreamResponse:
+        """Stream `plan`, the answer to `question`, in one API's frames; the scenario
+        decides how it ends."""
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -380,6 +393,7 @@ class MockBackend:
             for index, piece in enumerate(pieces):
                 await _pause(plan.delay)
                 await response.write(frames.text(piece))
+                self._chunk_written(question)
                 if index == 1 and plan.garbage:
                     await response.write(frames.garbage())
                 if index == 2 and plan.ending == "error":
@@ -396,6 +410,10 @@ class MockBackend:
             return response
         finally:
             self.active_streams -= 1
+
+    def _chunk_written(self, question: str) -> None:
+        self.text_chunks += 1
+        self.first_chunk_at.setdefault(question, time.monotonic())
 
 
 class _Frames(Protocol):

@@ -8,12 +8,13 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bridge.backends.sse import SSEParser
+from bridge.backends.sse import SSEEvent, SSEParser
 from bridge.testing.mock_backend import SCENARIOS, MockBackend
 
 WIDGET_CHUNK_KEYS = {"id", "object", "created", "model", "choices"}
@@ -130,3 +131,52 @@ async def test_bridge_mock_backend_command(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "text_event"),
+    [
+        ("/api/v1/chat", {"chatbotId": "test-bot", "question": "hi", "stream": True}, "chunk"),
+        (
+            "/api/v1/chat/completions",
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            "message",
+        ),
+    ],
+)
+async def test_the_mock_notes_when_each_answer_starts_and_how_many_chunks_it_wrote(
+    mock: MockBackend,
+    session: aiohttp.ClientSession,
+    path: str,
+    body: dict[str, object],
+    text_event: str,
+) -> None:
+    """Benchmarks subtract the backend's own time: request arrival and first text chunk."""
+    sent = time.monotonic()
+    headers = {"Authorization": "Bearer test-key"}
+    async with session.post(mock.url + path, json=body, headers=headers) as response:
+        parser = SSEParser()
+        texts: list[SSEEvent] = []
+        first_seen: float | None = None
+        async for data in response.content.iter_any():
+            texts += [e for e in parser.feed(data) if is_text(e, text_event)]
+            if texts and first_seen is None:
+                first_seen = time.monotonic()
+    assert first_seen is not None
+    [request] = mock.requests
+    assert sent <= request.at <= mock.first_chunk_at["hi"] <= first_seen
+    assert mock.text_chunks == len(texts) > 1
+
+    first = mock.first_chunk_at["hi"]
+    async with session.post(mock.url + path, json=body, headers=headers) as response:
+        await response.read()
+    assert mock.first_chunk_at == {"hi": first}  # the first answer to a question counts
+    assert mock.text_chunks == 2 * len(texts)
+
+
+def is_text(event: SSEEvent, kind: str) -> bool:
+    """A Wonderchat `chunk`, or a Widget chunk whose delta carries content."""
+    if event.event != kind or event.data == "[DONE]":
+        return False
+    data = json.loads(event.data)
+    return kind == "chunk" or "content" in data["choices"][0]["delta"]

@@ -3,6 +3,7 @@ wrong call from the adapter fails in tests. Driven by the real slack_sdk client.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -116,3 +117,33 @@ async def test_refusals_carry_slacks_explanation(client: AsyncWebClient) -> None
         await client.api_call("chat.startStream", json={"channel": "D1"})
     messages = caught.value.response["response_metadata"]["messages"]
     assert messages == ["[ERROR] missing required field: thread_ts"]
+
+
+async def test_tiers_limit_each_method_per_minute_with_retry_after() -> None:
+    async with FakeSlack(tiers={"chat.update": 2}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        posted = await client.chat_postMessage(channel="C1", text="placeholder")
+        for n in range(2):
+            await client.chat_update(channel="C1", ts=posted["ts"], text=f"edit {n}")
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_update(channel="C1", ts=posted["ts"], text="one too many")
+        for _ in range(3):  # methods without a tier are never limited
+            await client.chat_postMessage(channel="C1", text="more")
+
+    assert caught.value.response.status_code == 429
+    assert caught.value.response["error"] == "ratelimited"
+    assert 0 < float(caught.value.response.headers["Retry-After"]) <= 60
+    assert slack.messages[posted["ts"]].text == "edit 1"
+    assert slack.refused == [("chat.update", "ratelimited")]
+
+
+async def test_the_tier_window_slides_so_a_call_after_retry_after_succeeds() -> None:
+    async with FakeSlack(tiers={"chat.postMessage": 1}, minute=1.0) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        await client.chat_postMessage(channel="C1", text="first")
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postMessage(channel="C1", text="too soon")
+        await asyncio.sleep(float(caught.value.response.headers["Retry-After"]))
+        await client.chat_postMessage(channel="C1", text="after the window")
+
+    assert [m.text for m in slack.messages.values()] == ["first", "after the window"]
