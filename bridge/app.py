@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterator, Sequence
+import socket
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure_logging
 from bridge.platform import PlatformAdapter
-from bridge.web import READY, SERVICES, SlackHTTPHandler, build_web_app
+from bridge.web import READY, STARTED, SlackHTTPHandler, build_web_app, in_background
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
@@ -39,6 +40,10 @@ SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # /readyz must answer quickly even when the database hangs; probes usually time out
 # after a few seconds, so give up on the ping well before that.
 DATABASE_PING_TIMEOUT = 2.0
+
+# The backlog aiohttp's own sites use.
+LISTEN_BACKLOG = 128
+LISTEN_HOST = "0.0.0.0"
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
@@ -95,46 +100,102 @@ def plan_platforms(settings: Settings, *, http: bool) -> PlatformPlan:
 
 
 class Services:
-    """The runtime plus the started platform adapters of one process."""
+    """The runtime and platform adapters of one process, from start-up to shutdown.
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        adapters: Sequence[PlatformAdapter],
-        slack_http_handler: SlackHTTPHandler | None,
-    ) -> None:
-        self._runtime = runtime
-        self._adapters = tuple(adapters)
-        self._slack_http_handler = slack_http_handler
+    Built before anything is opened, so that /readyz can name what is still starting
+    while `running()` opens the runtime and connects the platforms one by one.
+    """
+
+    def __init__(self, settings: Settings, plan: PlatformPlan) -> None:
+        self._settings = settings
+        self._plan = plan
+        self._runtime: Runtime | None = None
+        self._adapters: dict[str, PlatformAdapter] = {}
+        self._slack_http_handler: SlackHTTPHandler | None = None
+        self._started = False
         self._drained = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     @property
     def slack_http_handler(self) -> SlackHTTPHandler | None:
         return self._slack_http_handler
 
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Open the runtime, start the planned platforms and recover interrupted answers;
+        on exit drain the relay, stop the platforms and close the runtime."""
+        from bridge.runtime import open_runtime  # keeps `bridge check` from loading the relay
+
+        async with open_runtime(self._settings) as runtime:
+            self._runtime = runtime
+            adapters, slack_http_handler = _build_adapters(runtime, self._plan)
+            try:
+                for adapter in adapters:
+                    # Known before it starts: stop() is safe on a half-started adapter,
+                    # and SIGTERM or an error may come while it connects.
+                    self._adapters[adapter.name] = adapter
+                    runtime.relay.register_editor(adapter.name, adapter)
+                    log.info("starting %s", adapter.name)
+                    await adapter.start()
+                await runtime.relay.recover()
+                self._slack_http_handler = slack_http_handler
+                self._started = True
+                yield
+                await self.drain()
+            finally:
+                await self._stop_platforms()
+                log.info("shutdown: closing store, backend and HTTP session")
+
+    async def _stop_platforms(self) -> None:
+        for adapter in reversed(self._adapters.values()):
+            log.info("shutdown: stopping %s", adapter.name)
+            try:
+                await adapter.stop()
+            except Exception:  # one platform failing to stop must not keep the others up
+                log.exception("shutdown: stopping %s failed", adapter.name)
+
     async def readiness(self) -> dict[str, str]:
-        checks = {
-            adapter.name: READY if adapter.ready else "not connected" for adapter in self._adapters
-        }
+        checks = {name: self._platform_state(name) for name in self._plan.names()}
+        checks["database"] = await self._database_state()
+        checks["relay"] = self._relay_state()
+        return checks
+
+    def _platform_state(self, name: str) -> str:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            return "waiting to connect"
+        if adapter.ready:
+            return READY
+        return "not connected" if self._started else "connecting"
+
+    async def _database_state(self) -> str:
+        if self._runtime is None:
+            return "opening"
         try:
             await asyncio.wait_for(self._runtime.store.ping(), DATABASE_PING_TIMEOUT)
-            checks["database"] = READY
         except TimeoutError:
-            checks["database"] = f"no answer within {DATABASE_PING_TIMEOUT:.0f}s"
+            return f"no answer within {DATABASE_PING_TIMEOUT:.0f}s"
         except Exception as exc:  # any failure means not ready; the reason goes to the probe
-            checks["database"] = f"unavailable ({type(exc).__name__})"
-        relay = self._runtime.relay
-        checks["relay"] = READY if relay.accepting else "draining: not accepting questions"
-        return checks
+            return f"unavailable ({type(exc).__name__})"
+        return READY
+
+    def _relay_state(self) -> str:
+        if not self._started or self._runtime is None:
+            return "starting"
+        return READY if self._runtime.relay.accepting else "draining: not accepting questions"
 
     async def drain(self) -> None:
         """Stop taking questions and wait for answers in flight; only the first call
         does anything (serve drains while listening, the clean-up path drains again)."""
-        if self._drained:
+        runtime = self._runtime
+        if self._drained or runtime is None:
             return
         self._drained = True
-        relay = self._runtime.relay
-        drain_seconds = self._runtime.settings.bridge_drain_seconds
+        relay = runtime.relay
+        drain_seconds = self._settings.bridge_drain_seconds
         log.info(
             "shutdown: no new questions; draining %d answers for up to %.0fs",
             relay.active_count,
@@ -167,35 +228,6 @@ def _build_adapters(
     return adapters, slack_http_handler
 
 
-@asynccontextmanager
-async def running_services(settings: Settings, plan: PlatformPlan) -> AsyncIterator[Services]:
-    """Open the runtime, start the planned platforms and recover interrupted answers;
-    on exit drain the relay, stop the platforms and close the runtime."""
-    from bridge.runtime import open_runtime  # keeps `bridge check` from loading the relay
-
-    async with open_runtime(settings) as runtime:
-        adapters, slack_http_handler = _build_adapters(runtime, plan)
-        services = Services(runtime, adapters, slack_http_handler)
-        started: list[PlatformAdapter] = []
-        try:
-            for adapter in adapters:
-                runtime.relay.register_editor(adapter.name, adapter)
-                log.info("starting %s", adapter.name)
-                await adapter.start()
-                started.append(adapter)
-            await runtime.relay.recover()
-            yield services
-            await services.drain()
-        finally:
-            for adapter in reversed(started):
-                log.info("shutdown: stopping %s", adapter.name)
-                try:
-                    await adapter.stop()
-                except Exception:  # one platform failing to stop must not keep the others up
-                    log.exception("shutdown: stopping %s failed", adapter.name)
-            log.info("shutdown: closing store, backend and HTTP session")
-
-
 @contextmanager
 def _shutdown_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """Turn SIGTERM/SIGINT into `stop.set()` for the lifetime of the block."""
@@ -217,6 +249,52 @@ def _shutdown_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def _started_before_stop(started: asyncio.Future[None], stop: asyncio.Event) -> bool:
+    """Wait for the start to finish (True) or SIGTERM/SIGINT to come first (False).
+
+    Raises:
+        BridgeError: what ended the start.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not started.done():
+        return False
+    started.result()
+    return True
+
+
+async def _until_stopped(
+    services: Services, started: asyncio.Future[None], stop: asyncio.Event, up: str
+) -> None:
+    """Wait for the start, log `up`, wait for SIGTERM/SIGINT and drain; return at once
+    when the signal comes during start-up (leaving the services cancels the start)."""
+    if not await _started_before_stop(started, stop):
+        log.info("shutdown: stopped during start-up")
+        return
+    log.info("%s", up)
+    await stop.wait()
+    await services.drain()
+
+
+async def _exit_status(work: Awaitable[None]) -> int:
+    """Run `work` (start, run, shut down) and turn its outcome into the exit status.
+
+    A platform that could not start is one log line and EXIT_START_FAILED, never a
+    traceback; ConfigError propagates for the CLI to print (exit 2)."""
+    try:
+        await work
+    except ConfigError:
+        raise
+    except BridgeError as exc:
+        log.error("bridge could not start: %s", exc)
+        return EXIT_START_FAILED
+    log.info("shutdown complete")
+    return EXIT_OK
+
+
 async def run_workers(settings: Settings) -> int:
     """`bridge run`: connect Slack Socket Mode and/or Discord until SIGTERM/SIGINT.
 
@@ -225,53 +303,64 @@ async def run_workers(settings: Settings) -> int:
     """
     configure_logging(settings)
     plan = plan_platforms(settings, http=False)
+    services = Services(settings, plan)
     stop = asyncio.Event()
+
+    async def work() -> None:
+        async with in_background(services) as started:
+            await _until_stopped(
+                services, started, stop, f"bridge running: {', '.join(plan.names())}"
+            )
+
     with _shutdown_on_signals(stop):
-        try:
-            async with running_services(settings, plan):
-                log.info("bridge running: %s", ", ".join(plan.names()))
-                await stop.wait()
-        except ConfigError:
-            raise
-        except BridgeError as exc:
-            log.error("bridge could not start: %s", exc)
-            return EXIT_START_FAILED
-    log.info("shutdown complete")
-    return EXIT_OK
+        return await _exit_status(work())
+
+
+def _listen(port: int) -> socket.socket:
+    """Bind 0.0.0.0:`port` and listen, before anything else starts (Heroku R10)."""
+    return socket.create_server((LISTEN_HOST, port), backlog=LISTEN_BACKLOG)
 
 
 async def serve_web(settings: Settings) -> int:
-    """`bridge serve`: listen on 0.0.0.0:$PORT and run every configured platform.
+    """`bridge serve`: listen on 0.0.0.0:$PORT at once, then run every configured platform.
 
     Raises:
         ConfigError: when no platform is configured (naming the variables to set).
     """
     configure_logging(settings)
     plan = plan_platforms(settings, http=True)
-    app = build_web_app(lambda: running_services(settings, plan))
+    services = Services(settings, plan)
+    secret = settings.slack_signing_secret
+    app = build_web_app(
+        services,
+        slack_signing_secret=secret.get_secret_value() if plan.slack_http and secret else None,
+    )
+    try:
+        listener = _listen(settings.port)
+    except OSError as exc:
+        log.error("cannot listen on port %d: %s", settings.port, exc.strerror or exc)
+        return EXIT_START_FAILED
     access_log = logging.getLogger("aiohttp.access") if settings.log_level == "debug" else None
     runner = web.AppRunner(app, handle_signals=False, access_log=access_log)
     stop = asyncio.Event()
-    with _shutdown_on_signals(stop):
+    names = ", ".join(plan.names())
+
+    async def work() -> None:
+        await runner.setup()  # runs cleanup_ctx: the services start in the background
         try:
-            await runner.setup()  # runs cleanup_ctx: opens the runtime, starts platforms
-        except ConfigError:
-            raise
-        except BridgeError as exc:
-            log.error("bridge could not start: %s", exc)
-            return EXIT_START_FAILED
-        try:
-            try:
-                await web.TCPSite(runner, "0.0.0.0", settings.port).start()
-            except OSError as exc:
-                log.error("cannot listen on port %d: %s", settings.port, exc.strerror or exc)
-                return EXIT_START_FAILED
-            log.info("bridge serving on 0.0.0.0:%d: %s", settings.port, ", ".join(plan.names()))
-            await stop.wait()
-            # Drain while still listening: /readyz reports "draining" and late Slack
-            # events get the relay's polite "restarting" reply instead of a refused connection.
-            await app[SERVICES].drain()
+            await web.SockSite(runner, listener, backlog=LISTEN_BACKLOG).start()
+            log.info("listening on %s:%d; connecting %s", LISTEN_HOST, settings.port, names)
+            # Drain while still listening (in _until_stopped): /readyz reports "draining"
+            # and late Slack events get the relay's polite "restarting" reply instead of
+            # a refused connection.
+            await _until_stopped(
+                services,
+                app[STARTED],
+                stop,
+                f"bridge serving on {LISTEN_HOST}:{settings.port}: {names}",
+            )
         finally:
             await runner.cleanup()  # stops listening, then stops platforms and the runtime
-    log.info("shutdown complete")
-    return EXIT_OK
+
+    with listener, _shutdown_on_signals(stop):
+        return await _exit_status(work())

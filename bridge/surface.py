@@ -21,8 +21,9 @@ class SurfaceLimits:
         max_message_chars: longest text one message may hold (Slack markdown 12,000;
             Discord 2,000); the renderer splits beyond it.
         min_edit_interval: seconds between two edits of one reply.
-        streaming_marker: appended while streaming, removed by the final edit; empty
-            for surfaces that show their own progress (Slack native streaming).
+        streaming_marker: appended while streaming and removed by the final edit (a
+            surface may rely on that to recognise the final edit); empty for surfaces
+            that show their own progress.
     """
 
     max_message_chars: int

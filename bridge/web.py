@@ -1,15 +1,19 @@
 """The HTTP face of `bridge serve`: Slack HTTP events, health, readiness and metrics.
 
-The web app does not know how the bridge's services are built; it is handed a factory
-for them and opens/closes them in its `cleanup_ctx`, so the services live exactly as
-long as the app (STYLE: one owner for each resource).
+The web app does not know how the bridge's services are built; it is handed them and
+runs them in its `cleanup_ctx`, so they live exactly as long as the app (STYLE: one owner
+for each resource). It runs them in a task of their own: the port answers while the
+platforms connect, because Heroku stops a web dyno that has not bound $PORT within 60 s
+(R10 Boot timeout) and a slow Discord or Slack connect can take most of that.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from aiohttp import web
@@ -19,13 +23,33 @@ log = logging.getLogger(__name__)
 
 SlackHTTPHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+READY = "ok"
 
-class WebServices(Protocol):
-    """What the web app needs from the running bridge."""
+# Slack re-sends an event it got a non-2xx answer for on its own schedule (at once, after
+# 1 min, after 5 min) and ignores this header; it tells people and proxies how long a
+# start usually takes.
+STARTING_RETRY_AFTER_SECONDS = 10
+
+
+class Lifecycle(Protocol):
+    """Something with a start-up and a shutdown, run by `in_background`."""
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """Start on entry (returning once started); drain and stop on exit."""
+        ...
+
+
+class WebServices(Lifecycle, Protocol):
+    """What the web app needs from the bridge."""
+
+    @property
+    def started(self) -> bool:
+        """True once every platform has connected and start-up finished."""
+        ...
 
     @property
     def slack_http_handler(self) -> SlackHTTPHandler | None:
-        """Handles `POST /slack/events` when Slack HTTP mode is configured, else None."""
+        """Handles `POST /slack/events` in Slack HTTP mode once started, else None."""
         ...
 
     async def readiness(self) -> dict[str, str]:
@@ -39,23 +63,59 @@ class WebServices(Protocol):
 
 
 SERVICES = web.AppKey("services", WebServices)
+# Resolves once the services have started, or carries the error that ended the start.
+STARTED = web.AppKey("started", asyncio.Future)
 
-READY = "ok"
+
+@asynccontextmanager
+async def in_background(services: Lifecycle) -> AsyncIterator[asyncio.Future[None]]:
+    """Enter `services.running()` in a task of its own, so the caller can listen (or wait
+    for a signal) while it starts.
+
+    Yields a future that resolves once the services have started, or carries the error
+    that ended the start. On exit, services that started are drained and stopped; a
+    start still in progress is cancelled (SIGTERM during start-up)."""
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    leave = asyncio.Event()
+
+    async def run() -> None:
+        try:
+            async with services.running():
+                started.set_result(None)
+                await leave.wait()
+        except Exception as exc:  # handed to whoever waits for the start
+            if started.done():
+                raise
+            started.set_exception(exc)
+
+    task = asyncio.create_task(run(), name="bridge-services")
+    try:
+        yield started
+    finally:
+        if started.done():
+            leave.set()
+        else:
+            task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.result()  # an error while stopping is a bug: let it show
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process runs its event loop. Deliberately checks nothing else, so a
-    slow database or a Slack outage never gets a healthy process restarted."""
+    slow database, a Slack outage or a slow start never gets a healthy process restarted."""
     return web.Response(text="ok")
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: every configured platform connected, the database answering, and the
-    bridge accepting questions (not draining). 503 names what is not ready."""
-    checks = await request.app[SERVICES].readiness()
+    bridge accepting questions (not starting, not draining). 503 names what is not ready."""
+    services = request.app[SERVICES]
+    checks = await services.readiness()
     not_ready = {name: state for name, state in checks.items() if state != READY}
     if not_ready:
-        return web.json_response({"status": "not ready", "not_ready": not_ready}, status=503)
+        status = "not ready" if services.started else "starting"
+        return web.json_response({"status": status, "not_ready": not_ready}, status=503)
     return web.json_response({"status": "ready", "checks": checks})
 
 
@@ -64,28 +124,68 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-async def slack_events(request: web.Request) -> web.StreamResponse:
-    """Slack Events API and interactivity requests, verified by the Slack adapter."""
-    handler = request.app[SERVICES].slack_http_handler
-    if handler is None:
-        raise web.HTTPNotFound(text="Slack HTTP mode is not configured (SLACK_SIGNING_SECRET)")
-    return await handler(request)
+async def slack_not_configured(request: web.Request) -> web.StreamResponse:
+    """`POST /slack/events` without Slack HTTP mode."""
+    raise web.HTTPNotFound(text="Slack HTTP mode is not configured (SLACK_SIGNING_SECRET)")
 
 
-def build_web_app(
-    open_services: Callable[[], AbstractAsyncContextManager[WebServices]],
-) -> web.Application:
-    """The aiohttp app; `open_services()` is entered at start-up and left at clean-up."""
+def slack_events_handler(signing_secret: str) -> SlackHTTPHandler:
+    """`POST /slack/events`: the Slack adapter's handler once started. Before that the
+    signature is still checked here (401 when wrong, as bolt would), and a genuine event
+    gets 503 so that Slack sends it again instead of it being lost."""
+    from slack_sdk.signature import SignatureVerifier  # only Slack HTTP mode loads it
 
-    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services() as services:
-            app[SERVICES] = services
-            yield
+    verifier = SignatureVerifier(signing_secret)
 
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        handler = request.app[SERVICES].slack_http_handler
+        if handler is not None:
+            return await handler(request)
+        body = await request.read()
+        if not verifier.is_valid_request(body, request.headers):
+            raise web.HTTPUnauthorized(text="invalid Slack request signature")
+        challenge = _url_verification_challenge(body)
+        if challenge is not None:  # Slack checking the Request URL needs no platform
+            return web.json_response({"challenge": challenge})
+        raise web.HTTPServiceUnavailable(
+            text="the bridge is starting; Slack will send this event again",
+            headers={"Retry-After": str(STARTING_RETRY_AFTER_SECONDS)},
+        )
+
+    return slack_events
+
+
+def _url_verification_challenge(body: bytes) -> str | None:
+    """The `challenge` of a Slack `url_verification` request, else None."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and payload.get("type") == "url_verification":
+        challenge = payload.get("challenge")
+        return challenge if isinstance(challenge, str) else None
+    return None
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with in_background(app[SERVICES]) as started:
+        app[STARTED] = started
+        yield
+
+
+def build_web_app(services: WebServices, *, slack_signing_secret: str | None) -> web.Application:
+    """The aiohttp app. Its set-up starts `services.running()` in the background (see
+    `STARTED`), its clean-up leaves it; `slack_signing_secret` enables Slack HTTP mode."""
     app = web.Application()
-    app.cleanup_ctx.append(services_ctx)
+    app[SERVICES] = services
+    app.cleanup_ctx.append(_services_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post("/slack/events", slack_events)
+    events = (
+        slack_events_handler(slack_signing_secret)
+        if slack_signing_secret is not None
+        else slack_not_configured
+    )
+    app.router.add_post("/slack/events", events)
     return app

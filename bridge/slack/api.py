@@ -8,6 +8,7 @@ slack_sdk raises `SlackApiError` for both HTTP 429 and `ok: false`; here a 429 b
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
-from bridge.slack.budget import TokenBucket, WorkspaceBudgets
+from bridge.slack.budget import Priority, TokenBucket, WorkspaceBudgets
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,23 @@ class SlackCallError(PlatformError):
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
+
+
+class BudgetBusy(PlatformRateLimited):
+    """The workspace budget had no token within an optional call's patience: like a 429
+    with nothing to wait out, so the caller tries again later, with newer text."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(0.0, PLATFORM)
+        self.method = method
+
+
+def _error_code(exc: SlackApiError) -> str:
+    """Slack's `error` field, or `http_<status>` when the body was not JSON (a proxy's or
+    load balancer's error page)."""
+    data = exc.response.data
+    code = data.get("error") if isinstance(data, dict) else None
+    return str(code or f"http_{exc.response.status_code}")
 
 
 def _retry_after(exc: SlackApiError) -> float:
@@ -52,17 +70,26 @@ class SlackApi:
         self.budgets = budgets
 
     async def call(
-        self, method: str, *, team_id: str = "", budget: str | None = None, **params: Any
+        self,
+        method: str,
+        *,
+        team_id: str = "",
+        budget: str | None = None,
+        priority: Priority = Priority.FINAL,
+        patience: float = math.inf,
+        **params: Any,
     ) -> AsyncSlackResponse:
-        """Call `method` with JSON `params`, first taking a token from `budget` if given.
+        """Call `method` with JSON `params`, first taking a token from `budget` if given:
+        served by `priority` among the calls waiting for it, for at most `patience` s.
 
         Raises:
+            BudgetBusy: no token came within `patience` (nothing was sent).
             PlatformRateLimited: Slack answered 429 (the workspace budget is paused too).
             SlackCallError: Slack refused or could not be reached.
         """
         bucket = self.budgets.bucket(team_id, budget) if budget else None
-        if bucket is not None:
-            await bucket.acquire()
+        if bucket is not None and not await bucket.acquire(priority, within=patience):
+            raise BudgetBusy(method)
         return await self._send(method, bucket, params)
 
     async def try_call(
@@ -90,7 +117,6 @@ class SlackApi:
                 if bucket is not None:
                     bucket.pause(retry_after)
                 raise PlatformRateLimited(retry_after, PLATFORM) from exc
-            error = str(exc.response.get("error") or f"http_{exc.response.status_code}")
-            raise SlackCallError(method, error) from exc
+            raise SlackCallError(method, _error_code(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SlackCallError(method, type(exc).__name__) from exc

@@ -4,7 +4,9 @@ Slack limits `chat.update` and `chat.appendStream` per workspace and app, not pe
 message: retrying after each 429 is not pacing. Every surface in a workspace takes a
 token from the same bucket before an edit; when the bucket is empty the edit waits (the
 renderer keeps merging text meanwhile, so each answer simply updates less often), and a
-429 pauses the whole bucket for its `Retry-After`.
+429 pauses the whole bucket for its `Retry-After`. Waiting calls are served by
+`Priority` (first words, then finals, then progress); a call may give up after a
+while, spending nothing.
 
 Slack counts each method separately, so each gets its own bucket: `chat.update` (Tier 3),
 `chat.appendStream` (Tier 4), and the Tier 2 `chat.startStream` and `chat.stopStream`.
@@ -13,9 +15,16 @@ Slack counts each method separately, so each gets its own bucket: `chat.update` 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+log = logging.getLogger(__name__)
 
 # Slack tiers (PLATFORM-NOTES.md, method reference pages): chat.update is Tier 3 (~50/min
 # per workspace), chat.appendStream Tier 4 (~100/min), chat.startStream and chat.stopStream
@@ -55,10 +64,37 @@ class SlackRates:
         return self.stream_edge_per_minute, self.stream_edge_burst
 
 
+class Priority(IntEnum):
+    """Which waiting call a freed token goes to: lower first, arrival order within one.
+
+    First words come before finals: under load every answer costs at least its first
+    and its final edit, and new answers start only as others finish, so serving first
+    texts first takes nothing from throughput yet spares people staring at a
+    placeholder; finals cannot starve, as each answer has one first text and the
+    concurrency cap bounds how many wait at once. Progress edits come last: one that
+    is skipped only means an answer updates less often.
+    """
+
+    FIRST_TEXT = 0  # the edit that replaces a placeholder with the first answer words
+    FINAL = 1  # an answer's last edit, and any call not marked otherwise
+    PROGRESS = 2  # an intermediate edit of text already showing
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    arrival: int
+    deadline: float = field(compare=False)
+    granted: asyncio.Future[bool] = field(compare=False)
+
+
 class TokenBucket:
-    """An async token bucket; waiters are served in arrival order (asyncio.Lock is FIFO).
+    """An async token bucket serving waiters by `Priority`, then in arrival order.
 
     In any window of `w` seconds at most `burst + w * rate_per_minute / 60` calls pass.
+    The bucket hands tokens out itself (a timer wakes it when the next one is due or a
+    waiter's patience ends), so a caller arriving later with a higher priority overtakes
+    those already waiting.
     """
 
     def __init__(
@@ -76,7 +112,41 @@ class TokenBucket:
         self._sleep = sleep
         self._updated = clock()
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
+        self._waiters: list[_Waiter] = []
+        self._arrivals = itertools.count()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_due = math.inf
+
+    async def acquire(
+        self, priority: Priority = Priority.FINAL, *, within: float = math.inf
+    ) -> bool:
+        """Wait until a call may be made and spend one token (True), or give up after
+        `within` seconds without spending one (False). A caller cancelled while waiting
+        spends nothing either."""
+        if not self._waiters and self._take():
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = self._clock() + within
+        waiter = _Waiter(priority, next(self._arrivals), deadline, loop.create_future())
+        heapq.heappush(self._waiters, waiter)
+        self._serve()
+        try:
+            return await waiter.granted
+        except asyncio.CancelledError:
+            self._withdraw(waiter)
+            raise
+
+    def try_acquire(self) -> bool:
+        """Spend a token only if one is free right now (nobody waiting, not paused)."""
+        return not self._waiters and self._take()
+
+    def pause(self, seconds: float) -> None:
+        """Slack said 429: nobody in this workspace calls again for `seconds`, and the
+        burst allowance restarts empty so the resumption is gentle."""
+        now = self._clock()
+        self._paused_until = max(self._paused_until, now + seconds)
+        self._refill(now)
+        self._tokens = 0.0
 
     def _refill(self, now: float) -> None:
         # Nothing accrues while paused: after a 429 the budget restarts from empty.
@@ -86,23 +156,7 @@ class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + earned)
         self._updated = max(self._updated, now)
 
-    async def acquire(self) -> None:
-        """Wait until a call may be made, then spend one token."""
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                wait = self._paused_until - now
-                if wait <= 0 and self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                wait = max(wait, (1.0 - self._tokens) * self._seconds_per_token)
-                await self._sleep(wait)
-
-    def try_acquire(self) -> bool:
-        """Spend a token only if one is free right now (nobody waiting, not paused)."""
-        if self._lock.locked():
-            return False
+    def _take(self) -> bool:
         now = self._clock()
         self._refill(now)
         if now < self._paused_until or self._tokens < 1.0:
@@ -110,13 +164,73 @@ class TokenBucket:
         self._tokens -= 1.0
         return True
 
-    def pause(self, seconds: float) -> None:
-        """Slack said 429: nobody in this workspace calls again for `seconds`, and the
-        burst allowance restarts empty so the resumption is gentle."""
+    def _serve(self) -> None:
+        """Grant free tokens to the first waiters, turn away those out of patience, and
+        if any are left, wake when the next token is due or the next patience ends."""
+        while self._waiters:
+            head = self._waiters[0]
+            if head.granted.done():  # cancelled, not yet withdrawn
+                heapq.heappop(self._waiters)
+            elif self._take():
+                heapq.heappop(self._waiters).granted.set_result(True)
+            else:
+                break
         now = self._clock()
-        self._paused_until = max(self._paused_until, now + seconds)
+        self._expire(now)
+        if self._waiters:
+            self._wake_at(min(self._next_token_at(now), *(w.deadline for w in self._waiters)))
+
+    def _expire(self, now: float) -> None:
+        waiting = []
+        for waiter in self._waiters:
+            if waiter.deadline > now:
+                waiting.append(waiter)
+            elif not waiter.granted.done():
+                waiter.granted.set_result(False)
+        if len(waiting) < len(self._waiters):
+            heapq.heapify(waiting)
+            self._waiters = waiting
+
+    def _next_token_at(self, now: float) -> float:
         self._refill(now)
-        self._tokens = 0.0
+        shortfall = (1.0 - self._tokens) * self._seconds_per_token
+        return max(self._paused_until, now + shortfall)
+
+    def _wake_at(self, due: float) -> None:
+        if self._timer is not None and self._timer_due <= due:
+            return
+        self._cancel_timer()
+        self._timer_due = due
+        self._timer = asyncio.create_task(self._wake(max(due - self._clock(), 0.0)))
+        self._timer.add_done_callback(_log_crash)
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        self._timer_due = math.inf
+        if timer is not None:
+            timer.cancel()
+
+    async def _wake(self, delay: float) -> None:
+        await self._sleep(delay)
+        self._timer, self._timer_due = None, math.inf
+        self._serve()
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        """Forget a cancelled waiter; a token granted in the same instant goes back."""
+        if waiter.granted.done() and not waiter.granted.cancelled() and waiter.granted.result():
+            self._tokens = min(self._capacity, self._tokens + 1.0)
+        elif waiter in self._waiters:
+            self._waiters.remove(waiter)
+            heapq.heapify(self._waiters)
+        if not self._waiters:
+            self._cancel_timer()
+        self._serve()
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    # Waiters would wait forever for a timer that died; at least say so.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("budget timer crashed", exc_info=task.exception())
 
 
 class WorkspaceBudgets:

@@ -6,16 +6,22 @@ Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
   (works everywhere, ~50 edits/min per workspace).
 * `StreamSurface` uses `chat.startStream` / `appendStream` / `stopStream`. A stream can
   only grow, so it holds back text that may still be replaced: the placeholder and status
-  lines the renderer shows before the answer, and anything not extending what was shown.
+  lines the renderer shows before the answer, the streaming marker (Slack draws its own
+  "still writing" state), and anything not extending what was shown.
   When an edit rewrites streamed text, the stream is stopped and the message is fixed
   with `chat.update`. A reply falls back to `UpdateSurface` behaviour when Slack refuses
   the stream or the Tier 2 `chat.startStream` budget is spent, so answers never queue
   behind stream starts.
+
+Edits take their turn in the workspace budget by `Priority`, read from the renderer's
+text (`edit_priority`): first words, then finals, then progress, which gives up after one
+edit interval rather than delay the answer's final edit behind a stale one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,7 +31,7 @@ from bridge.errors import PlatformRateLimited
 from bridge.render import is_status_line
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE
+from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE, Priority
 from bridge.surface import SurfaceLimits
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,20 @@ def message_fields(text: str) -> dict[str, Any]:
     return {"text": shown, "blocks": [{"type": "markdown", "text": shown}]}
 
 
+def edit_priority(text: str, *, answered: bool, marker: str) -> Priority:
+    """How urgent an edit of a message is, read from the text the renderer sends.
+
+    `ReplySurface.edit` does not say which edit is the last, but the text does: the
+    first text that is not a status line replaces the placeholder (the first words);
+    after that the renderer ends live text with the streaming `marker` and its final
+    edit drops it (`SurfaceLimits`). Status lines are progress, so an answer that looks
+    like one (a single italic line) merely waits its turn as progress.
+    """
+    if not answered:
+        return Priority.PROGRESS if is_status_line(text) else Priority.FIRST_TEXT
+    return Priority.PROGRESS if marker and text.endswith(marker) else Priority.FINAL
+
+
 class NativeStreaming:
     """Decides per workspace and conversation kind whether to try native streaming
     (SLACK_STREAMING).
@@ -139,6 +159,8 @@ class UpdateSurface:
         self.limits = SurfaceLimits(
             max_message_chars=MAX_MESSAGE_CHARS, min_edit_interval=edit_interval
         )
+        # Messages showing answer text, not a placeholder or status line.
+        self._answered: set[str] = set()
 
     @property
     def channel(self) -> str:
@@ -154,17 +176,36 @@ class UpdateSurface:
             unfurl_media=False,
             **message_fields(text),
         )
-        return str(response["ts"])
+        message_id = str(response["ts"])
+        self._shown(message_id, text)
+        return message_id
 
     async def edit(self, message_id: str, text: str) -> None:
+        """Budgeted `chat.update`. A progress edit waits for a token at most one edit
+        interval, then raises `BudgetBusy`: by then the renderer has newer text, and the
+        answer's final edit must not queue behind a stale one (the renderer sends it only
+        once this call returns)."""
         await self._api.call(
             "chat.update",
             team_id=self._target.team_id,
             budget=UPDATE,
             channel=self._target.channel,
             ts=message_id,
+            **self._turn(message_id, text),
             **message_fields(text),
         )
+        self._shown(message_id, text)
+
+    def _turn(self, message_id: str, text: str) -> dict[str, Any]:
+        """`priority` and `patience` for the budgeted call that shows `text`."""
+        answered = message_id in self._answered
+        priority = edit_priority(text, answered=answered, marker=self.limits.streaming_marker)
+        patience = self.limits.min_edit_interval if priority is Priority.PROGRESS else math.inf
+        return {"priority": priority, "patience": patience}
+
+    def _shown(self, message_id: str, text: str) -> None:
+        if not is_status_line(text):
+            self._answered.add(message_id)
 
     def neutralize(self, text: str) -> str:
         return neutralize_slack(text)
@@ -196,12 +237,6 @@ class StreamSurface(UpdateSurface):
         native: NativeStreaming,
     ) -> None:
         super().__init__(api, target, edit_interval=edit_interval)
-        # Slack draws its own "still writing" state while a stream is open.
-        self.limits = SurfaceLimits(
-            max_message_chars=MAX_MESSAGE_CHARS,
-            min_edit_interval=edit_interval,
-            streaming_marker="",
-        )
         self._native = native
         self._open: dict[str, _Stream] = {}
 
@@ -228,7 +263,7 @@ class StreamSurface(UpdateSurface):
         if response is None:
             return await super().post(text)
         message_id = str(response["ts"])
-        self._open[message_id] = _Stream(latest=text)
+        self._open[message_id] = _Stream(latest=self._unmarked(text))
         return message_id
 
     async def edit(self, message_id: str, text: str) -> None:
@@ -236,23 +271,32 @@ class StreamSurface(UpdateSurface):
         if stream is None:
             await super().edit(message_id, text)
             return
-        stream.latest = text
+        streamed = stream.latest = self._unmarked(text)
         if not stream.committed and is_status_line(text):
             return  # progress, not answer text: a stream can only grow, so it waits
-        if not text.startswith(stream.committed):
+        if not streamed.startswith(stream.committed):
             await self._rewrite(message_id, text)
             return
-        suffix = text[len(stream.committed) :]
+        suffix = streamed[len(stream.committed) :]
         if suffix:
             try:
                 await self._stream_call(
-                    "chat.appendStream", STREAM, ts=message_id, markdown_text=suffix
+                    "chat.appendStream",
+                    STREAM,
+                    ts=message_id,
+                    markdown_text=suffix,
+                    **self._turn(message_id, text),
                 )
             except SlackCallError as exc:
                 log.warning("appendStream failed (%s); finishing with chat.update", exc.error)
                 await self._rewrite(message_id, text)
                 return
-            stream.committed = text
+            stream.committed = streamed
+            self._answered.add(message_id)
+
+    def _unmarked(self, text: str) -> str:
+        """`text` as a stream shows it: Slack draws its own "still writing" state."""
+        return text.removesuffix(self.limits.streaming_marker)
 
     async def close(self) -> None:
         """Stop every open stream, showing the last text it was given."""

@@ -1,5 +1,5 @@
-"""`bridge serve` and `bridge run` as real subprocesses: endpoints, graceful shutdown,
-every platform wired, clean logs.
+"""`bridge serve` and `bridge run` as real subprocesses: endpoints, start-up, graceful
+shutdown, every platform wired, clean logs.
 
 The processes talk to a fake Slack (Web API and Socket Mode), a fake Discord (REST and
 gateway) and the mock backend, all running in the test process, over real HTTP and
@@ -20,10 +20,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.fake_slack import FakeSlack, signed_headers
 from bridge.testing.mock_backend import MockBackend
+from bridge.testing.server import serve_app
+from bridge.web import STARTING_RETRY_AFTER_SECONDS
 
 BOT_TOKEN = "xoxb-4242-4343-ServeTestBotToken"
 APP_TOKEN = "xapp-1-A42-4444-ServeTestAppToken"
@@ -75,17 +78,29 @@ class BridgeProcess:
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_until_healthy(self, session: aiohttp.ClientSession) -> None:
+    async def wait_for_status(self, session: aiohttp.ClientSession, path: str, status: int) -> None:
+        """Poll `path` until it answers `status` (the port may not be open yet)."""
         async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 assert self.proc is not None and self.proc.returncode is None, self.text
                 try:
-                    async with session.get(self.url + "/healthz") as response:
-                        if response.status == 200:
+                    async with session.get(self.url + path) as response:
+                        if response.status == status:
                             return
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.1)
+
+    async def wait_for_event(self, event: asyncio.Event) -> None:
+        """Wait for `event`; fail with the output if the process ends first."""
+        assert self._reader is not None
+        waiter = asyncio.create_task(event.wait())
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        assert event.is_set(), self.text
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -138,6 +153,58 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
+class SlackGate:
+    """A gate in front of the fake Slack's Web API. `auth.test`, the bridge's first call
+    when Slack starts, waits until the test opens the gate, so the bridge stays
+    "connecting Slack" for exactly as long as the test needs (no sleeps); every call is
+    then passed through to the fake unchanged."""
+
+    def __init__(self, upstream: FakeSlack, session: aiohttp.ClientSession) -> None:
+        self.upstream = upstream
+        self.session = session
+        self.reached = asyncio.Event()  # the bridge is waiting for auth.test
+        self.opened = asyncio.Event()
+        self.api_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> SlackGate:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._forward)
+        self._runner, port = await serve_app(app)
+        self.api_url = f"http://127.0.0.1:{port}/api/"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.opened.set()  # a held call would keep the server's clean-up waiting
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if method == "auth.test":
+            self.reached.set()
+            await self.opened.wait()
+        passed = {k: v for k, v in request.headers.items() if k in FORWARDED_HEADERS}
+        async with self.session.request(
+            request.method,
+            self.upstream.api_url + method,
+            params=request.query,
+            data=await request.read(),
+            headers=passed,
+        ) as answer:
+            kept = {k: v for k, v in answer.headers.items() if k in FORWARDED_HEADERS}
+            return web.Response(status=answer.status, body=await answer.read(), headers=kept)
+
+
+FORWARDED_HEADERS = frozenset({"Authorization", "Content-Type", "Retry-After"})
+
+
+@pytest.fixture
+async def gate(slack: FakeSlack, session: aiohttp.ClientSession) -> AsyncIterator[SlackGate]:
+    async with SlackGate(slack, session) as held:
+        yield held
+
+
 def serve_env(slack: FakeSlack, mock: MockBackend, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -168,7 +235,7 @@ async def running(
     process = BridgeProcess("serve", serve_env(slack, mock, tmp_path, **extra), tmp_path)
     try:
         await process.start()
-        await process.wait_until_healthy(session)
+        await process.wait_for_status(session, "/readyz", 200)
         yield process
     finally:
         await process.kill()
@@ -176,11 +243,8 @@ async def running(
             assert secret not in process.text
 
 
-async def post_mention(
-    session: aiohttp.ClientSession, process: BridgeProcess, slack: FakeSlack, text: str
-) -> str:
-    """POST a signed app_mention to /slack/events; return the thread ts it starts."""
-    ts = "1700000100.000100"
+def signed_mention(slack: FakeSlack, text: str, ts: str = "1700000100.000100") -> bytes:
+    """The body of an app_mention event callback that starts the thread `ts`."""
     event = {
         "type": "app_mention",
         "user": "UALICE",
@@ -190,10 +254,26 @@ async def post_mention(
         "event_ts": ts,
         "team": slack.team_id,
     }
-    body = json.dumps(slack.event_body(event)).encode()
-    headers = signed_headers(SIGNING_SECRET, body)
+    return json.dumps(slack.event_body(event)).encode()
+
+
+async def post_event(
+    session: aiohttp.ClientSession, process: BridgeProcess, body: bytes, secret: str
+) -> aiohttp.ClientResponse:
+    """POST `body` to /slack/events signed with `secret`, as Slack would."""
+    headers = signed_headers(secret, body)
     async with session.post(process.url + "/slack/events", data=body, headers=headers) as response:
-        assert response.status == 200, await response.text()
+        await response.read()
+        return response
+
+
+async def post_mention(
+    session: aiohttp.ClientSession, process: BridgeProcess, slack: FakeSlack, text: str
+) -> str:
+    """POST a signed app_mention to /slack/events; return the thread ts it starts."""
+    ts = "1700000100.000100"
+    response = await post_event(session, process, signed_mention(slack, text, ts), SIGNING_SECRET)
+    assert response.status == 200, await response.text()
     return ts
 
 
@@ -228,9 +308,7 @@ async def test_health_ready_metrics_and_signature_check(
         assert f"# TYPE {name.removesuffix('_total')}" in metrics
 
     forged = json.dumps({"type": "event_callback", "event": {}}).encode()
-    headers = signed_headers("f" * 32, forged)
-    async with session.post(running.url + "/slack/events", data=forged, headers=headers) as resp:
-        assert resp.status == 401
+    assert (await post_event(session, running, forged, "f" * 32)).status == 401
 
     assert await running.terminate() == 0, running.text
     entries = [json.loads(line) for line in running.text.splitlines()]
@@ -333,16 +411,96 @@ async def test_run_connects_socket_mode_and_discord_and_stops_cleanly(
             assert secret not in process.text
 
 
+async def test_port_answers_while_slack_connects_and_early_events_are_sent_again(
+    gate: SlackGate,
+    slack: FakeSlack,
+    mock: MockBackend,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    """The port is bound before the platforms connect (Heroku's R10 boot timeout): while
+    Slack is still connecting, /healthz is 200, /readyz names what is starting, and a
+    Slack event gets 503 so that Slack sends it again, which is answered once started."""
+    env = serve_env(slack, mock, tmp_path, SLACK_API_URL=gate.api_url)
+    process = BridgeProcess("serve", env, tmp_path)
+    try:
+        await process.start()
+        await process.wait_for_event(gate.reached)
+
+        async with session.get(process.url + "/healthz") as response:  # no retry needed
+            assert (response.status, await response.text()) == (200, "ok")
+        status, body = await get_json(session, process.url + "/readyz")
+        assert (status, body) == (
+            503,
+            {"status": "starting", "not_ready": {"slack": "connecting", "relay": "starting"}},
+        )
+        mention = signed_mention(slack, "asked during start-up")
+        early = await post_event(session, process, mention, SIGNING_SECRET)
+        assert early.status == 503 and early.headers["Retry-After"] == str(
+            STARTING_RETRY_AFTER_SECONDS
+        )
+        assert (await post_event(session, process, mention, "f" * 32)).status == 401
+        assert not slack.calls_to("chat.postMessage")  # nothing answered before the start
+        check = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+        verified = await post_event(session, process, check, SIGNING_SECRET)
+        assert verified.status == 200  # Slack's Request URL check needs no platform
+        assert await verified.json() == {"challenge": "c-123"}
+
+        gate.opened.set()
+        await process.wait_for_status(session, "/readyz", 200)
+        again = await post_event(session, process, mention, SIGNING_SECRET)  # Slack's retry
+        assert again.status == 200, await again.text()
+        done = "Is there anything else I can help you with?"
+        await slack.wait_until(
+            lambda: any(done in t for t in reply_texts(slack, "1700000100.000100"))
+        )
+        assert await process.terminate() == 0, process.text
+    finally:
+        await process.kill()
+    assert "listening on 0.0.0.0:" in process.text
+    assert "Traceback" not in process.text
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+async def test_sigterm_during_start_up_exits_0(
+    command: str, gate: SlackGate, slack: FakeSlack, mock: MockBackend, tmp_path: Path
+) -> None:
+    env = serve_env(slack, mock, tmp_path, SLACK_API_URL=gate.api_url, SLACK_APP_TOKEN=APP_TOKEN)
+    process = BridgeProcess(command, env, tmp_path)
+    try:
+        await process.start()
+        await process.wait_for_event(gate.reached)  # Slack is connecting, and stays so
+        assert await process.terminate() == 0, process.text
+    finally:
+        await process.kill()
+    lines = process.text.splitlines()
+    assert "shutdown: stopped during start-up" in process.text
+    assert "shutdown: stopping slack" in process.text
+    assert lines[-1].endswith("shutdown complete"), process.text
+    assert "Traceback" not in process.text and "Slack connected" not in process.text
+
+
 async def test_serve_start_failures_exit_1_without_traceback(
-    slack: FakeSlack, mock: MockBackend, tmp_path: Path
+    gate: SlackGate,
+    slack: FakeSlack,
+    mock: MockBackend,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
 ) -> None:
     wrong_token = "xoxb-4242-0000-RevokedBotToken"
-    env = serve_env(slack, mock, tmp_path, SLACK_BOT_TOKEN=wrong_token)
+    env = serve_env(slack, mock, tmp_path, SLACK_BOT_TOKEN=wrong_token, SLACK_API_URL=gate.api_url)
     rejected = BridgeProcess("serve", env, tmp_path)
     await rejected.start()
+    await rejected.wait_for_event(gate.reached)
+    async with session.get(rejected.url + "/healthz") as response:  # listening already
+        assert response.status == 200
+    gate.opened.set()  # and now Slack rejects the token
     assert await rejected.wait() == 1, rejected.text
-    assert "bridge could not start: Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in rejected.text
+    last = rejected.text.splitlines()[-1]
+    assert last.endswith("bridge could not start: Slack rejected SLACK_BOT_TOKEN (invalid_auth)")
     assert "Traceback" not in rejected.text and wrong_token not in rejected.text
+    with pytest.raises(aiohttp.ClientConnectionError):  # the listener was closed
+        await session.get(rejected.url + "/healthz")
 
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
@@ -352,4 +510,4 @@ async def test_serve_start_failures_exit_1_without_traceback(
         await busy.start()
         assert await busy.wait() == 1, busy.text
     assert "cannot listen on port" in busy.text
-    assert "shutdown: stopping slack" in busy.text  # what had started was stopped again
+    assert "starting slack" not in busy.text  # the port is bound before anything starts

@@ -9,6 +9,7 @@ from bridge.slack.budget import (
     STREAM_START,
     STREAM_STOP,
     UPDATE,
+    Priority,
     SlackRates,
     TokenBucket,
     WorkspaceBudgets,
@@ -101,3 +102,95 @@ def test_stream_starts_and_stops_have_their_own_tier_2_budgets() -> None:
     assert start.try_acquire() and not start.try_acquire()
     assert stop.try_acquire()  # a spent start budget leaves stops alone
     assert budgets.bucket("T1", STREAM).try_acquire()
+
+
+async def grant_order(bucket: TokenBucket, t: FakeTime, arrivals: list[Priority]) -> list[str]:
+    """Start one waiter per priority in `arrivals` order; return `name@time` as granted."""
+    granted: list[str] = []
+
+    async def waiter(number: int, priority: Priority) -> None:
+        await bucket.acquire(priority)
+        granted.append(f"{priority.name}{number}@{t.now:g}")
+
+    await asyncio.gather(*(waiter(n, p) for n, p in enumerate(arrivals)))
+    return granted
+
+
+async def test_waiters_are_served_by_priority_then_arrival() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    assert await bucket.acquire()  # the burst is spent: everyone below waits
+    arrivals = [Priority.PROGRESS, Priority.FINAL, Priority.FIRST_TEXT, Priority.FINAL]
+    assert await grant_order(bucket, t, arrivals) == [
+        "FIRST_TEXT2@1",
+        "FINAL1@2",
+        "FINAL3@3",
+        "PROGRESS0@4",
+    ]
+
+
+async def test_a_later_first_text_overtakes_calls_already_waiting() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    await bucket.acquire()
+    order: list[str] = []
+
+    async def call(name: str, priority: Priority) -> None:
+        await bucket.acquire(priority)
+        order.append(name)
+
+    waiting = [asyncio.create_task(call(f"final{n}", Priority.FINAL)) for n in range(3)]
+    await asyncio.sleep(0)  # they are queued before the first words arrive
+    await call("first words", Priority.FIRST_TEXT)
+    await asyncio.gather(*waiting)
+    assert order == ["first words", "final0", "final1", "final2"]
+
+
+async def test_a_caller_out_of_patience_gives_up_without_spending_a_token() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    await bucket.acquire()
+    assert not await bucket.acquire(Priority.PROGRESS, within=0.5)
+    assert t.now == 0.5
+    assert await bucket.acquire()
+    assert t.now == 1.0  # the token due at 1 s was still there
+
+
+async def test_patience_counts_while_higher_priorities_take_the_tokens() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    await bucket.acquire()
+    finals = [asyncio.create_task(bucket.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not await bucket.acquire(Priority.PROGRESS, within=2.5)  # 3 finals ahead
+    assert all(await asyncio.gather(*finals))
+    assert t.now == 3.0
+
+
+async def test_a_cancelled_waiter_spends_nothing() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    await bucket.acquire()
+    cancelled = asyncio.create_task(bucket.acquire(Priority.FIRST_TEXT))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert await bucket.acquire()
+    assert t.now == 1.0
+    assert await bucket.acquire()
+    assert t.now == 2.0
+
+
+async def test_mixed_priorities_keep_within_the_rate() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(120.0, 2, clock=t.clock, sleep=t.sleep)  # 2/s, burst 2
+    stamps: list[float] = []
+
+    async def caller(priority: Priority) -> None:
+        for _ in range(5):
+            await bucket.acquire(priority)
+            stamps.append(t.now)
+
+    await asyncio.gather(*(caller(Priority(n % 3)) for n in range(9)))
+    assert len(stamps) == 45
+    assert max_in_window(stamps, 1.0) <= 2 + 2

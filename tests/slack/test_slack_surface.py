@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,14 +11,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.backends.events import Source
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_RATE_LIMITED
-from bridge.slack.api import SlackApi
-from bridge.slack.budget import SlackRates, WorkspaceBudgets
+from bridge.slack.api import BudgetBusy, SlackApi
+from bridge.slack.budget import Priority, SlackRates, WorkspaceBudgets
 from bridge.slack.surface import (
     NativeStreaming,
     ReplyTarget,
     StreamSurface,
     UpdateSurface,
     build_surface,
+    edit_priority,
     slack_sources_block,
 )
 from bridge.testing.fake_slack import FakeSlack
@@ -74,11 +76,12 @@ async def test_stream_surface_holds_the_placeholder_and_streams_only_extensions(
     slack: FakeSlack, api: SlackApi
 ) -> None:
     surface = stream_surface(api)
-    assert surface.limits.streaming_marker == ""
+    marker = surface.limits.streaming_marker
     ts = await surface.post("_Thinking…_")
     await surface.edit(ts, "_Searching…_")  # status replaces status: nothing shown
-    await surface.edit(ts, "Hello world")  # the first answer text streams at once
-    await surface.edit(ts, "Hello world, and more.")
+    await surface.edit(ts, "Hello world" + marker)  # the first answer text streams at once
+    await surface.edit(ts, "Hello world, and more." + marker)
+    await surface.edit(ts, "Hello world, and more.")  # the final edit: nothing new
     await surface.close()
 
     start = slack.calls_to("chat.startStream")[0].params
@@ -91,6 +94,7 @@ async def test_stream_surface_holds_the_placeholder_and_streams_only_extensions(
     assert not message.streaming
     assert message.text == "Hello world, and more."
     assert "_Thinking…_" not in "".join(message.history)
+    assert marker.strip() not in "".join(message.history)  # Slack shows its own progress
     assert not slack.calls_to("chat.update")
 
 
@@ -280,3 +284,70 @@ def test_sources_are_markdown_links_that_cannot_break_out() -> None:
 def test_source_titles_cannot_ping() -> None:
     block = slack_sources_block([Source("https://x.example/", "<!channel> @here <@U1>")])
     assert "<!channel>" not in block and "<@U1>" not in block and "@here" not in block
+
+
+def test_edit_priority_is_read_from_the_renderers_text() -> None:
+    marker = " ▌"
+    assert edit_priority("_Thinking…_", answered=False, marker=marker) is Priority.PROGRESS
+    assert edit_priority("Hello ▌", answered=False, marker=marker) is Priority.FIRST_TEXT
+    assert edit_priority("Hello, world ▌", answered=True, marker=marker) is Priority.PROGRESS
+    assert edit_priority("Hello, world.", answered=True, marker=marker) is Priority.FINAL
+    assert edit_priority("⚠️ failed", answered=False, marker=marker) is Priority.FIRST_TEXT
+    assert edit_priority("Hello, world.", answered=True, marker="") is Priority.FINAL
+
+
+async def test_first_words_then_finals_then_progress_share_the_update_budget(
+    slack: FakeSlack,
+) -> None:
+    # One token per 0.3 s and no burst to speak of: the three edits below all wait.
+    api = budgeted_api(slack, SlackRates(update_per_minute=200, update_burst=1))
+    surface = UpdateSurface(api, THREAD, edit_interval=5.0)  # progress waits long enough
+    marker = surface.limits.streaming_marker
+    streaming, finishing, waiting = [await surface.post(text) for text in ("A", "B", "_Q…_")]
+    await surface.edit(streaming, "A1" + marker)  # spends the only token
+
+    await asyncio.gather(
+        surface.edit(streaming, "A12" + marker),
+        surface.edit(finishing, "B, final"),
+        surface.edit(waiting, "C" + marker),
+    )
+    shown = [call.params["text"] for call in slack.calls_to("chat.update")]
+    assert shown == ["A1" + marker, "C" + marker, "B, final", "A12" + marker]
+
+
+async def test_a_progress_edit_gives_up_after_one_interval_and_sends_nothing(
+    slack: FakeSlack,
+) -> None:
+    api = budgeted_api(slack, SlackRates(update_per_minute=120, update_burst=1))
+    surface = UpdateSurface(api, THREAD, edit_interval=0.05)
+    marker = surface.limits.streaming_marker
+    first, second = await surface.post("one"), await surface.post("two")
+    await surface.edit(first, "one, more" + marker)  # spends the only token
+    final = asyncio.create_task(surface.edit(second, "two, final"))
+    await asyncio.sleep(0)  # the final edit waits for the next token (0.5 s)
+    with pytest.raises(BudgetBusy):
+        await surface.edit(first, "one, more and more" + marker)
+    await final
+    assert slack.messages[first].history == ["one", "one, more" + marker]
+    assert slack.messages[second].text == "two, final"
+
+
+async def test_fallback_replies_show_the_marker_and_finals_overtake_progress(
+    slack: FakeSlack,
+) -> None:
+    slack.streaming_supported = False
+    api = budgeted_api(slack, SlackRates(update_per_minute=200, update_burst=2))
+    streaming = StreamSurface(api, THREAD, edit_interval=5.0, native=NativeStreaming("auto"))
+    finishing = stream_surface(api)
+    marker = streaming.limits.streaming_marker
+    first, second = await streaming.post("one"), await finishing.post("two")
+    await streaming.edit(first, "one, more" + marker)  # fallback replies are marked
+    await finishing.edit(second, "two, more" + marker)  # the burst is spent
+
+    await asyncio.gather(
+        streaming.edit(first, "one, more and more" + marker),
+        finishing.edit(second, "two, final"),
+    )
+    shown = [call.params["text"] for call in slack.calls_to("chat.update")]
+    assert shown[-2:] == ["two, final", "one, more and more" + marker]
+    assert not slack.calls_to("chat.appendStream")
