@@ -103,7 +103,8 @@ class ReplyRenderer:
         self._in_call = False
         self._last_call = float("-inf")
         self._blocked_until = float("-inf")
-        self._closed = False
+        self._closed = False  # no more text or status is taken
+        self._ended = False  # the ending (final, failure or interruption) has been drawn
         self._error: PlatformError | None = None
 
     @property
@@ -228,10 +229,10 @@ class ReplyRenderer:
     async def _conclude(self, display: str) -> None:
         """The final edit: stop the flusher (letting an in-flight call finish, so edits
         stay in order), then bring every message to `split_message(display)` at once."""
-        if self._closed:
+        if self._ended:
             log.debug("reply already concluded; ignoring a second ending")
             return
-        self._closed = True
+        self._closed = True  # no more input; a cancelled ending may still be redrawn
         await self._stop_flusher()
         parts = split_message(display, self._limit)
         parts += [SUPERSEDED_PART] * (len(self._shown) - len(parts))
@@ -243,6 +244,8 @@ class ReplyRenderer:
                 break
         else:
             log.error("final reply text not delivered after %d rate limits", MAX_FINAL_ATTEMPTS)
+            self._error = PlatformError("the final text was not delivered (rate limited)")
+        self._ended = True
         try:
             await self._surface.close()
         except BridgeError as exc:

@@ -332,3 +332,41 @@ def test_status_lines_are_recognisable(text: str, expected: bool) -> None:
     if expected:
         assert status_line(text[1:-1]) == text
     assert is_status_line(status_line("Reading\n\nthe docs"))
+
+
+async def test_an_ending_cancelled_mid_call_can_still_be_drawn() -> None:
+    """Shutdown cancels an answer while its final edit hangs: the interruption notice
+    must still replace the streamed text (and its marker)."""
+    clock, surface, renderer = make()
+    await renderer.start()
+    await renderer.append("partial answer")
+    await clock.advance(0.1)
+    entered = asyncio.Event()
+    plain_edit = surface.edit
+
+    async def hanging_edit(message_id: str, text: str) -> None:
+        surface.edit = plain_edit  # type: ignore[method-assign]  # only the final edit hangs
+        entered.set()
+        await asyncio.Event().wait()
+
+    surface.edit = hanging_edit  # type: ignore[method-assign]
+    final = asyncio.create_task(renderer.finish("partial answer and the rest", []))
+    await asyncio.wait_for(entered.wait(), GUARD)
+    final.cancel()
+    await asyncio.gather(final, return_exceptions=True)
+    await asyncio.wait_for(renderer.interrupt(), GUARD)
+    assert surface.messages["m1"] == f"partial answer\n\n{INTERRUPTED_NOTICE}"
+    await renderer.fail("a second ending is ignored")
+    assert surface.messages["m1"] == f"partial answer\n\n{INTERRUPTED_NOTICE}"
+
+
+async def test_a_final_text_lost_to_rate_limits_is_reported() -> None:
+    clock, surface, renderer = make()
+    await renderer.start()
+    surface.failures = [PlatformRateLimited(1.0, "test") for _ in range(10)]
+    finishing = asyncio.create_task(renderer.finish("never shown", []))
+    for _ in range(20):
+        await clock.advance(1.0)
+    await asyncio.wait_for(finishing, GUARD)
+    assert renderer.platform_error is not None
+    assert "never shown" not in surface.text
