@@ -47,6 +47,18 @@ class PlatformRateLimited(BridgeError):
         self.platform = platform
 
 
+class PlatformUnreachable(PlatformRateLimited):
+    """The platform could not be reached (connection error, timeout). Transient: callers
+    wait `retry_after` and try again, as after a 429, instead of giving up on a reply."""
+
+    def __init__(self, retry_after: float, platform: str, cause: str) -> None:
+        BridgeError.__init__(
+            self, f"{platform} unreachable ({cause}); retry after {retry_after:.1f}s"
+        )
+        self.retry_after = retry_after
+        self.platform = platform
+
+
 class PlatformError(BridgeError):
     """A chat platform refused a call for a reason that retrying will not fix
     (missing permission, deleted channel, closed DMs)."""

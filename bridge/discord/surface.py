@@ -15,11 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import aiohttp
 import discord
 
 from bridge.backends.events import Source
 from bridge.config import Settings
-from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
+from bridge.errors import BridgeError, PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.safety import markdown_sources_block, neutralize_discord
 from bridge.surface import SurfaceLimits
 
@@ -31,6 +32,7 @@ T = TypeVar("T")
 MESSAGE_CHAR_LIMIT = 2000
 # Discord shows "is typing…" for about 10 s per trigger; refresh a little earlier.
 TYPING_REFRESH_SECONDS = 8.0
+UNREACHABLE_RETRY_SECONDS = 1.0  # after a connection error, try the reply again this soon
 NO_MENTIONS = discord.AllowedMentions.none()
 # Discord JSON error codes worth a specific sentence.
 CODE_CANNOT_DM = 50007
@@ -78,6 +80,9 @@ async def guarded(call: Awaitable[T]) -> T:
         return await call
     except (discord.HTTPException, discord.RateLimited) as exc:
         raise to_bridge_error(exc) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        # A network blip is not a refusal: the renderer retries, as after a 429.
+        raise PlatformUnreachable(UNREACHABLE_RETRY_SECONDS, "discord", type(exc).__name__) from exc
 
 
 class Typing:
@@ -97,7 +102,7 @@ class Typing:
             while True:
                 await self._channel.typing()
                 await asyncio.sleep(TYPING_REFRESH_SECONDS)
-        except discord.DiscordException as exc:
+        except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.debug("typing indicator stopped: %s", exc)
 
     def stop(self) -> None:

@@ -25,7 +25,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError, PlatformError
+from bridge.errors import BridgeError, ConfigError, PlatformError, PlatformRateLimited
 from bridge.safety import neutralize_slack
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import UPDATE, SlackRates, WorkspaceBudgets
@@ -163,6 +163,8 @@ class SlackAdapter:
             identity = await self._api.call("auth.test")
         except SlackCallError as exc:
             raise PlatformError(f"Slack rejected SLACK_BOT_TOKEN ({exc.error})") from exc
+        except PlatformRateLimited as exc:
+            raise PlatformError(f"could not reach Slack: {exc}") from exc
         self._bot_user_id = str(identity.get("user_id") or "")
         self._team_id = str(identity.get("team_id") or "")
         if self._settings.slack_app_token is not None:
@@ -182,6 +184,8 @@ class SlackAdapter:
             opened = await self._api.call("apps.connections.open", token=app_token)
         except SlackCallError as exc:
             raise PlatformError(f"Slack rejected SLACK_APP_TOKEN ({exc.error})") from exc
+        except PlatformRateLimited as exc:
+            raise PlatformError(f"could not open Slack Socket Mode: {exc}") from exc
         socket = AsyncSocketModeHandler(self._app, app_token, web_client=self._api.client)
         socket.client.wss_uri = str(opened["url"])
         self._socket = socket
@@ -290,8 +294,8 @@ class SlackAdapter:
                 thread_ts=thread_ts,
                 status=THINKING_STATUS,
             )
-        except SlackCallError as exc:
-            log.debug("no assistant status for %s/%s: %s", channel, thread_ts, exc.error)
+        except BridgeError as exc:  # refused, rate limited or unreachable: answer anyway
+            log.debug("no assistant status for %s/%s: %s", channel, thread_ts, exc)
 
     def _close_after(self, answer: asyncio.Task[Any], surface: UpdateSurface) -> None:
         """Make sure the surface is closed (open streams stopped) however the answer

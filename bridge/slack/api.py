@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.errors import PlatformError, PlatformRateLimited
+from bridge.errors import PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
 from bridge.slack.budget import Priority, TokenBucket, WorkspaceBudgets
 
@@ -118,5 +118,6 @@ class SlackApi:
                     bucket.pause(retry_after)
                 raise PlatformRateLimited(retry_after, PLATFORM) from exc
             raise SlackCallError(method, _error_code(exc)) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SlackCallError(method, type(exc).__name__) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # A network blip is not a refusal: the renderer retries, as after a 429.
+            raise PlatformUnreachable(DEFAULT_RETRY_AFTER, PLATFORM, type(exc).__name__) from exc
