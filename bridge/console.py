@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -180,10 +181,9 @@ async def _interactive(chat: ConsoleChat, out: TextIO) -> None:
     out.write(f"you> {DEMO_QUESTION}\n")
     await chat.ask(DEMO_QUESTION)
     out.write("\n")
-    loop = asyncio.get_running_loop()
     while True:
         try:
-            line = await loop.run_in_executor(None, input, "you> ")
+            line = await _read_line("you> ")
         except EOFError:
             out.write("\n")
             return
@@ -196,3 +196,28 @@ async def _interactive(chat: ConsoleChat, out: TextIO) -> None:
         if text:
             await chat.ask(text)
             out.write("\n")
+
+
+async def _read_line(prompt: str) -> str:
+    """`input()` on a daemon thread: Ctrl-C at the prompt ends the demo at once, where an
+    executor thread would keep `asyncio.run` waiting for the next Enter."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def settle(result: str | BaseException) -> None:
+        if line.done():
+            return
+        if isinstance(result, BaseException):
+            line.set_exception(result)
+        else:
+            line.set_result(result)
+
+    def read() -> None:
+        try:
+            result: str | BaseException = input(prompt)
+        except BaseException as exc:  # EOFError above all; handed to the awaiting task
+            result = exc
+        loop.call_soon_threadsafe(settle, result)
+
+    threading.Thread(target=read, name="demo-input", daemon=True).start()
+    return await line
