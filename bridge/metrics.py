@@ -39,7 +39,7 @@ BACKEND_TOTAL = Histogram(
 )
 BRIDGE_ADDED = Histogram(
     "bridge_added_latency_seconds",
-    "Time the bridge adds: question received to first text shown, minus backend wait",
+    "Time the bridge adds before the person sees anything: question received to placeholder shown",
     ["platform"],
     buckets=_FAST_BUCKETS,
 )
