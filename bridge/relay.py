@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,12 @@ WAITING_STATUS = "Waiting for the previous answer in this thread…"
 
 RATE_WINDOW_SECONDS = 60.0  # BRIDGE_USER_RATE_PER_MINUTE counts questions in this window
 CLEANUP_TIMEOUT_SECONDS = 5.0  # bound on the final "interrupted" edit while shutting down
+# Processes sharing a database prove they are alive this often (and sweep for turns of
+# processes that are not); one silent for OWNER_TIMEOUT_SECONDS (three missed beats, so a
+# slow database write or a GC pause is not taken for a crash) has its turns recovered.
+HEARTBEAT_SECONDS = 15.0
+OWNER_TIMEOUT_SECONDS = 45.0
+RESTART_REASON = "interrupted by a restart"
 
 
 class Outcome(StrEnum):
@@ -123,7 +130,12 @@ class Relay:
         backend: ChatBackend,
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
+        instance_id: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_SECONDS,
+        owner_timeout: float = OWNER_TIMEOUT_SECONDS,
     ) -> None:
+        """`instance_id` names this process in the store (a fresh uuid by default);
+        `heartbeat_interval` and `owner_timeout` are shortened by tests."""
         self._store = store
         self._backend = backend
         self._settings = settings
@@ -133,7 +145,11 @@ class Relay:
         self._rate = _RateLimiter(settings.bridge_user_rate_per_minute, clock=clock)
         self._editors: dict[str, ReplyEditor] = {}
         self._tasks: set[asyncio.Task[Outcome]] = set()
-        self._own_turns: set[tuple[str, str]] = set()
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self._heartbeat_interval = heartbeat_interval
+        self._owner_timeout = owner_timeout
+        self._keep_alive_task: asyncio.Task[None] | None = None
+        self._sweeping = False
         self.accepting = True
 
     # Adapters ------------------------------------------------------------------------
@@ -180,7 +196,7 @@ class Relay:
         if event_id is not None:
             claim = Question(thread=thread, user_id=user_id, text="", event_id=event_id)
             claimed = await self._store.claim_turn(
-                claim, backend=self._backend.name, status=TurnStatus.DONE
+                claim, backend=self._backend.name, status=TurnStatus.DONE, owner=self.instance_id
             )
             if not claimed:
                 return False
@@ -201,10 +217,11 @@ class Relay:
         bind_correlation_id(question.correlation_id)
         platform = question.thread.platform
         metrics.QUESTIONS.labels(platform).inc()
-        if not await self._store.claim_turn(question, backend=self._backend.name):
+        if not await self._store.claim_turn(
+            question, backend=self._backend.name, owner=self.instance_id
+        ):
             log.info("duplicate event %s ignored", question.event_id)
             return Outcome.DUPLICATE
-        self._own_turns.add((platform, question.event_id))
         refusal = self._refusal(question) if admitted else SHUTTING_DOWN_TEXT
         if refusal is not None:
             outcome = await self._refuse(question, surface, refusal)
@@ -432,21 +449,37 @@ class Relay:
 
     # Lifecycle -----------------------------------------------------------------------
 
+    async def start(self) -> None:
+        """Record this process as alive and keep it so until `close`, before any question
+        is claimed: other processes on the same database leave our turns alone."""
+        await self._store.heartbeat(self.instance_id)
+        self._keep_alive_task = asyncio.create_task(self._keep_alive(), name="relay-heartbeat")
+
+    async def _keep_alive(self) -> None:
+        """Beat every `heartbeat_interval`, and once `recover` ran, sweep again: turns of
+        a process that crashed moments ago become stale only after `owner_timeout`."""
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            try:
+                await self._store.heartbeat(self.instance_id)
+                if self._sweeping:
+                    await self.recover()
+            except Exception:  # a database hiccup must not stop the beat: retry next time
+                log.exception("heartbeat or recovery sweep failed")
+
     async def recover(self) -> int:
-        """Mark turns left `queued`/`streaming` by an earlier process as interrupted and
-        edit their replies to say so. Returns how many turns were recovered."""
+        """Mark unfinished turns of processes that are gone (signed off, or silent for
+        `owner_timeout`) as interrupted and edit their replies to say so; later sweeps
+        repeat this every heartbeat. Call it once the platforms are connected, so the
+        replies can be edited. Returns how many turns were recovered."""
+        self._sweeping = True
         recovered = 0
-        for turn in await self._store.unfinished_turns():
-            if (turn.thread.platform, turn.event_id) in self._own_turns:
-                continue
-            await self._store.update_turn(
-                turn.thread.platform,
-                turn.event_id,
-                status=TurnStatus.INTERRUPTED,
-                error="interrupted by a restart",
-            )
+        for turn in await self._store.stale_turns(self.instance_id, self._owner_timeout):
+            platform = turn.thread.platform
+            if not await self._store.interrupt_turn(platform, turn.event_id, RESTART_REASON):
+                continue  # finished meanwhile, or another process recovered it first
             recovered += 1
-            editor = self._editors.get(turn.thread.platform)
+            editor = self._editors.get(platform)
             if editor is None or not turn.reply_message_ids or not turn.reply_channel:
                 continue
             try:
@@ -460,6 +493,19 @@ class Relay:
         if recovered:
             log.info("marked %d answers from an earlier process as interrupted", recovered)
         return recovered
+
+    async def close(self) -> None:
+        """Stop the heartbeat and sign off (after `drain`: answers in flight stay ours
+        until then), so other processes recover what is left without waiting."""
+        task, self._keep_alive_task = self._keep_alive_task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            await self._store.sign_off(self.instance_id)
+        except Exception:  # the database may be what failed; its turns then time out
+            log.exception("could not record this process as stopped")
 
     async def drain(self, grace: float) -> None:
         """Stop accepting questions, let answers in flight finish for up to `grace`

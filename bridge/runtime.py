@@ -34,6 +34,9 @@ class Runtime:
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open session, store, backend and relay; close them in reverse order on exit.
 
+    The relay's heartbeat runs for the whole block (see `Relay.start`), so questions
+    claimed by any command are known to belong to a live process.
+
     Raises:
         ConfigError: when no backend is configured or DATABASE_URL is unusable.
     """
@@ -43,6 +46,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         async with aiohttp.ClientSession() as session:
             backend = build_backend(settings, session)
             relay = Relay(store=store, backend=backend, settings=settings)
-            yield Runtime(settings, session, store, backend, relay)
+            await relay.start()
+            try:
+                yield Runtime(settings, session, store, backend, relay)
+            finally:
+                await relay.close()
     finally:
         await store.close()

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bridge.backends import build_backend
 from bridge.config import Settings
 from bridge.errors import PlatformError
 from bridge.model import Question, ThreadKey
-from bridge.relay import Outcome
+from bridge.relay import Outcome, Relay
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
-from bridge.store import TurnStatus, open_store
+from bridge.store import Store, Turn, TurnStatus, open_store
 from bridge.testing.mock_backend import MockBackend
 from bridge.testing.recording_surface import RecordingEditor, RecordingSurface
 
@@ -286,3 +289,65 @@ async def test_a_redelivered_reset_forgets_nothing(runtime: Runtime) -> None:
 
     assert not await runtime.relay.reset(THREAD, event_id="R1", user_id="U1")
     assert await runtime.relay.knows_thread(THREAD)  # the new conversation survives
+
+
+@contextlib.asynccontextmanager
+async def bridge_process(
+    database_url: str, mock: MockBackend, tmp_path: Path, **timing: float
+) -> AsyncIterator[tuple[Relay, Store]]:
+    """One more bridge process on a shared database: its own store, backend client and
+    relay, with shortened heartbeat timing."""
+    settings = make_settings(mock, tmp_path, "wonderchat", database_url=database_url)
+    store = await open_store(database_url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            backend = build_backend(settings, session)
+            relay = Relay(store=store, backend=backend, settings=settings, **timing)
+            await relay.start()
+            try:
+                yield relay, store
+            finally:
+                await relay.drain(0)
+                await relay.close()
+    finally:
+        await store.close()
+
+
+async def test_processes_on_one_database_recover_only_the_turns_of_a_process_that_is_gone(
+    database_url: str, mock: MockBackend, tmp_path: Path
+) -> None:
+    timeout = 1.0  # owner_timeout; A beats far more often than that while it lives
+    async with (
+        bridge_process(database_url, mock, tmp_path, heartbeat_interval=0.05) as (a, a_store),
+        bridge_process(
+            database_url, mock, tmp_path, heartbeat_interval=0.05, owner_timeout=timeout
+        ) as (b, b_store),
+    ):
+        editor = RecordingEditor()
+        b.register_editor("slack", editor)
+        surface = RecordingSurface()
+        a.submit(question("[mock:stall]", "E-A"), surface)
+        turn = await wait_for_turn(a_store, "E-A", TurnStatus.STREAMING)
+        assert turn.owner == a.instance_id
+
+        assert await b.recover() == 0  # A is alive: its answer is left alone
+        assert await a_store.stale_turns(b.instance_id, timeout) == []
+        assert editor.edits == []
+
+        await a_store.close()  # A loses its database, as when its dyno dies: no more beats
+        turn = await wait_for_turn(b_store, "E-A", TurnStatus.INTERRUPTED, within=10 * timeout)
+        assert turn.error == "interrupted by a restart"
+        assert editor.edits == [("memory", turn.reply_message_ids[-1], INTERRUPTED_NOTICE)]
+        assert await b.recover() == 0  # recovered once, edited once
+
+
+async def wait_for_turn(
+    store: Store, event_id: str, status: TurnStatus, *, within: float = 5.0
+) -> Turn:
+    """The turn once it reaches `status` (polled; fails after `within` seconds)."""
+    async with asyncio.timeout(within):
+        while True:
+            turn = await store.get_turn("slack", event_id)
+            if turn is not None and turn.status is status:
+                return turn
+            await asyncio.sleep(0.02)

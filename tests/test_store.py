@@ -1,4 +1,5 @@
-"""The SQLite store against real database files in tmp_path."""
+"""The stores against real databases: SQLite files in tmp_path and a throwaway Postgres
+server (tests/conftest.py). Tests taking `store` or `database_url` run on both."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlite_utils
 
-import bridge.store as store_module
+import bridge.store.postgres as postgres_module
+import bridge.store.sqlite as sqlite_module
 from bridge.errors import BridgeError, ConfigError
 from bridge.model import Question, ThreadKey
 from bridge.store import (
+    MAX_ERROR_CHARS,
     Conversation,
     SQLiteStore,
     Store,
     StoreError,
     TurnStatus,
+    is_postgres_url,
     migrate_database,
     open_store,
     parse_database_url,
@@ -26,6 +31,9 @@ from bridge.store import (
 THREAD = ThreadKey("slack", "T1", "C1", "1700000000.000100")
 OTHER_THREAD = ThreadKey("discord", "@dm", "555", "555")
 DISCORD_PLAIN = ThreadKey("discord", "G1", "C9", "Q1")  # plain-reply mode: keyed by question
+
+
+OWNER_TIMEOUT = 45.0
 
 
 def url_for(path: Path) -> str:
@@ -42,8 +50,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path):
-    opened = await open_store(url_for(db_path))
+async def store(database_url: str):
+    opened = await open_store(database_url)
     yield opened
     await opened.close()
 
@@ -52,6 +60,17 @@ def raw(db_path: Path, sql: str) -> list[tuple]:
     """Read the file with a separate plain connection, as an operator would."""
     with sqlite3.connect(db_path) as conn:
         return conn.execute(sql).fetchall()
+
+
+async def raw_sql(database_url: str, sql: str) -> list[tuple]:
+    """Run `sql` on a separate plain connection of either kind, as an operator would."""
+    if not is_postgres_url(database_url):
+        return raw(Path(parse_database_url(database_url)), sql)
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
 
 
 # --- DATABASE_URL ------------------------------------------------------------------------
@@ -72,20 +91,34 @@ def test_database_url_forms(url: str, path: str) -> None:
     assert parse_database_url(url) == path
 
 
-async def test_postgres_url_is_refused_readably_without_echoing_the_password() -> None:
-    with pytest.raises(ConfigError) as caught:
-        await open_store("postgres://bridge:hunter2@db.example.com:5432/bridge")
+@pytest.mark.parametrize(
+    ("url", "postgres"),
+    [
+        ("postgres://u:p@db.example.com:5432/bridge", True),  # Heroku's form
+        ("postgresql://u:p@db.example.com/bridge?sslmode=require", True),
+        (" POSTGRES://db/bridge\n", True),
+        ("sqlite:///bridge.db", False),
+        ("postgres.db", False),
+        ("mysql://localhost/bridge", False),
+    ],
+)
+def test_postgres_urls_are_recognised(url: str, postgres: bool) -> None:
+    assert is_postgres_url(url) is postgres
+
+
+async def test_an_unreachable_postgres_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        await open_store("postgres://bridge:hunter2@127.0.0.1:1/bridgedb")  # port 1: refused
     message = str(caught.value)
-    assert "DATABASE_URL: only sqlite:/// is supported in this version" in message
-    assert "postgres support is planned" in message
+    assert "cannot open database (postgres 127.0.0.1/bridgedb)" in message
     assert "hunter2" not in message
 
 
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("mysql://localhost/bridge", "only sqlite:/// is supported"),
-        ("bridge.db", "only sqlite:/// is supported"),
+        ("mysql://localhost/bridge", "use sqlite:///… for a file or postgres://…"),
+        ("bridge.db", "use sqlite:///… for a file or postgres://…"),
         ("sqlite://dbhost/bridge.db", "has no host"),
         ("sqlite:///", "needs a file name"),
         ("sqlite:///bridge.db?mode=ro", "not supported"),
@@ -120,7 +153,7 @@ async def test_in_memory_store_works_end_to_end() -> None:
 
 
 async def test_migrate_is_idempotent_and_reports_the_version(db_path: Path) -> None:
-    latest = len(store_module.MIGRATIONS)
+    latest = len(sqlite_module.MIGRATIONS)
     assert latest >= 1
     assert await migrate_database(url_for(db_path)) == latest
     assert await migrate_database(url_for(db_path)) == latest
@@ -143,7 +176,7 @@ async def test_a_new_migration_is_applied_once_on_top_of_an_existing_database(
     def add_note_column(db: sqlite_utils.Database) -> None:
         db.table("conversations").add_column("note", str)
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_note_column])
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*sqlite_module.MIGRATIONS, add_note_column])
     assert await migrate_database(url) == first + 1
     assert await migrate_database(url) == first + 1  # adding the column twice would fail
     assert raw(db_path, "SELECT conversation_id, note FROM conversations") == [("chatlog-1", None)]
@@ -159,7 +192,7 @@ async def test_a_failed_migration_leaves_the_schema_unchanged(
         db.table("conversations").add_column("half_done", str)
         db.execute("SELECT * FROM no_such_table")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*sqlite_module.MIGRATIONS, broken])
     with pytest.raises(StoreError, match="no such table"):
         await migrate_database(url)
     columns = [row[1] for row in raw(db_path, "PRAGMA table_info(conversations)")]
@@ -173,6 +206,81 @@ async def test_a_schema_newer_than_the_code_is_refused(db_path: Path) -> None:
         conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
     with pytest.raises(StoreError, match="version 99, newer"):
         await open_store(url_for(db_path))
+
+
+async def test_postgres_migrates_to_the_same_version_idempotently(postgres_url: str) -> None:
+    latest = len(sqlite_module.MIGRATIONS)
+    assert len(postgres_module.MIGRATIONS) == latest  # one numbering for both databases
+    assert await migrate_database(postgres_url) == latest
+    assert await migrate_database(postgres_url) == latest
+    versions = await raw_sql(postgres_url, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert versions == [(v,) for v in range(1, latest + 1)]
+    tables = await raw_sql(
+        postgres_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    assert {name for (name,) in tables} == {
+        "conversations",
+        "turns",
+        "reply_messages",
+        "owners",
+        "schema_migrations",
+    }
+
+
+async def test_postgres_processes_starting_together_migrate_once(postgres_url: str) -> None:
+    """Without the advisory lock, concurrent CREATE TABLEs collide (duplicate key)."""
+    versions = await asyncio.gather(*(migrate_database(postgres_url) for _ in range(4)))
+    assert versions == [len(postgres_module.MIGRATIONS)] * 4
+    count = "SELECT COUNT(*) FROM schema_migrations"
+    assert await raw_sql(postgres_url, count) == [(len(postgres_module.MIGRATIONS),)]
+
+
+async def test_postgres_failed_migration_changes_nothing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await migrate_database(postgres_url)
+    broken = "ALTER TABLE conversations ADD COLUMN half_done TEXT; SELECT * FROM no_such_table"
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", [*postgres_module.MIGRATIONS, broken])
+    with pytest.raises(StoreError, match="no_such_table"):
+        await migrate_database(postgres_url)
+    columns = await raw_sql(
+        postgres_url,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'conversations'",
+    )
+    assert ("half_done",) not in columns
+    assert await raw_sql(postgres_url, "SELECT MAX(version) FROM schema_migrations") == [(first,)]
+
+
+async def test_a_schema_newer_than_the_code_is_refused_by_postgres_too(postgres_url: str) -> None:
+    await migrate_database(postgres_url)
+    future = "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)"
+    await raw_sql(postgres_url, future)
+    with pytest.raises(StoreError, match="version 99, newer"):
+        await open_store(postgres_url)
+
+
+async def test_upgrading_a_v2_database_makes_its_unfinished_turns_stale(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns from before owners were recorded belong to no live process."""
+    url = url_for(db_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+        assert await migrate_database(url) == 2
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO turns (platform, event_id, workspace, channel, thread, user_id, "
+            "correlation_id, backend, status, created_at, updated_at) "
+            "VALUES ('slack', 'OLD', 'T1', 'C1', 'th', 'U1', 'corr', 'widget', 'streaming', 0, 0)"
+        )
+    store = await open_store(url)
+    try:
+        [turn] = await store.stale_turns("new-process", OWNER_TIMEOUT)
+        assert (turn.event_id, turn.owner) == ("OLD", None)
+    finally:
+        await store.close()
 
 
 def insert_v1_turn(db_path: Path, event_id: str, thread: ThreadKey, reply_ids: str) -> None:
@@ -191,13 +299,13 @@ async def test_upgrading_a_v1_database_indexes_the_replies_of_earlier_turns(
 ) -> None:
     url = url_for(db_path)
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+        patch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:1])
         assert await migrate_database(url) == 1
     insert_v1_turn(db_path, "E1", DISCORD_PLAIN, '["901", "902"]')
     insert_v1_turn(db_path, "E2", OTHER_THREAD, "[]")
     insert_v1_turn(db_path, "E3", THREAD, "not json")  # hand-edited: skipped, not fatal
 
-    assert await migrate_database(url) == 2
+    assert await migrate_database(url) == len(sqlite_module.MIGRATIONS)
     store = await open_store(url)
     try:
         assert await store.find_thread_by_reply("discord", "902") == DISCORD_PLAIN
@@ -212,11 +320,12 @@ async def test_the_reply_index_step_can_run_again_without_harm(db_path: Path) ->
     insert_v1_turn(db_path, "E1", DISCORD_PLAIN, '["901"]')
     for _ in range(2):
         with sqlite_utils.Database(db_path) as db:
-            store_module.MIGRATIONS[1](db)
+            sqlite_module.MIGRATIONS[1](db)
     assert raw(db_path, "SELECT message_id, thread FROM reply_messages") == [("901", "Q1")]
 
 
-async def test_wal_mode_is_active(store: Store, db_path: Path) -> None:
+async def test_wal_mode_is_active(db_path: Path) -> None:
+    await migrate_database(url_for(db_path))
     assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -238,14 +347,15 @@ async def test_conversation_upsert_get_and_forget(store: Store) -> None:
     await store.forget_conversation(THREAD)  # forgetting twice is harmless
 
 
-async def test_upsert_keeps_created_at_and_moves_updated_at(store: Store, db_path: Path) -> None:
+async def test_upsert_keeps_created_at_and_moves_updated_at(
+    store: Store, database_url: str
+) -> None:
     await store.save_conversation(THREAD, "wonderchat", "a")
-    [(created, updated)] = raw(db_path, "SELECT created_at, updated_at FROM conversations")
+    times = "SELECT created_at, updated_at FROM conversations"
+    [(created, updated)] = await raw_sql(database_url, times)
     await asyncio.sleep(0.01)
     await store.save_conversation(THREAD, "wonderchat", "b")
-    [(created_after, updated_after)] = raw(
-        db_path, "SELECT created_at, updated_at FROM conversations"
-    )
+    [(created_after, updated_after)] = await raw_sql(database_url, times)
     assert created_after == created
     assert updated_after > updated
 
@@ -274,19 +384,20 @@ async def test_claim_turn_refuses_a_duplicate_event(store: Store) -> None:
 
 
 async def test_concurrent_claims_for_one_event_have_exactly_one_winner(
-    store: Store, db_path: Path
+    store: Store, database_url: str
 ) -> None:
     results = await asyncio.gather(
         *(store.claim_turn(question("Dup"), backend="wonderchat") for _ in range(20))
     )
     assert results.count(True) == 1
-    assert raw(db_path, "SELECT COUNT(*) FROM turns WHERE event_id = 'Dup'") == [(1,)]
+    count = "SELECT COUNT(*) FROM turns WHERE event_id = 'Dup'"
+    assert await raw_sql(database_url, count) == [(1,)]
 
 
-async def test_two_stores_on_one_file_also_have_exactly_one_winner(db_path: Path) -> None:
-    """Like `bridge run` and `bridge serve` sharing one file: two connections, two threads."""
-    first = await open_store(url_for(db_path))
-    second = await open_store(url_for(db_path))
+async def test_two_stores_on_one_database_also_have_exactly_one_winner(database_url: str) -> None:
+    """Like `bridge run` and `bridge serve` sharing one file, or two dynos one Postgres."""
+    first = await open_store(database_url)
+    second = await open_store(database_url)
     try:
         claims = [
             s.claim_turn(question(f"E{i}"), backend="widget")
@@ -340,7 +451,7 @@ async def test_update_turn_changes_only_the_given_fields(store: Store) -> None:
     assert final.backend_message_id == "msg-7"
     assert final.first_text_ms == 420
     assert final.total_ms is None
-    assert final.error == "x" * store_module.MAX_ERROR_CHARS
+    assert final.error == "x" * MAX_ERROR_CHARS
 
 
 async def test_any_reply_message_of_a_turn_finds_its_thread(store: Store) -> None:
@@ -371,33 +482,57 @@ async def test_update_turn_reports_a_missing_turn_and_rejects_unknown_status(
         await store.claim_turn(question("V2"), backend="wonderchat", status="bogus")
 
 
-async def test_unfinished_turns_are_queued_or_streaming_oldest_first(store: Store) -> None:
-    for event_id, status in [
-        ("A", TurnStatus.STREAMING),
-        ("B", TurnStatus.DONE),
-        ("C", TurnStatus.QUEUED),
-        ("D", TurnStatus.ERROR),
-        ("E", TurnStatus.INTERRUPTED),
-    ]:
-        await store.claim_turn(question(event_id), backend="wonderchat")
-        await store.update_turn("slack", event_id, status=status)
-    unfinished = await store.unfinished_turns()
-    assert [(t.event_id, t.status) for t in unfinished] == [
-        ("A", TurnStatus.STREAMING),
-        ("C", TurnStatus.QUEUED),
-    ]
+async def claim(store: Store, event_id: str, status: TurnStatus, owner: str | None) -> None:
+    await store.claim_turn(question(event_id), backend="wonderchat", owner=owner)
+    await store.update_turn("slack", event_id, status=status)
 
 
-async def test_recent_turn_count_per_user(store: Store, db_path: Path) -> None:
-    for i in range(3):
-        await store.claim_turn(question(f"R{i}", user="U7"), backend="widget")
-    await store.claim_turn(question("R9", user="U8"), backend="widget")
-    with sqlite3.connect(db_path) as conn:  # one of U7's turns is from an hour ago
-        conn.execute("UPDATE turns SET created_at = created_at - 3600 WHERE event_id = 'R0'")
-    latest = raw(db_path, "SELECT MAX(created_at) FROM turns")[0][0]
-    assert await store.recent_turn_count("slack", "U7", latest - 60) == 2
-    assert await store.recent_turn_count("slack", "U7", 0) == 3
-    assert await store.recent_turn_count("discord", "U7", 0) == 0
+async def test_stale_turns_are_unfinished_turns_of_processes_that_are_gone(
+    store: Store, database_url: str
+) -> None:
+    for owner in ("me", "alive", "silent", "stopped"):
+        await store.heartbeat(owner)
+    await store.sign_off("stopped")
+    # "silent" last beat long ago; "never" claimed a turn but never beat (crashed at once).
+    await raw_sql(database_url, "UPDATE owners SET last_seen = last_seen - 100 WHERE id = 'silent'")
+    await claim(store, "mine", TurnStatus.STREAMING, "me")
+    await claim(store, "live", TurnStatus.STREAMING, "alive")
+    await claim(store, "lost", TurnStatus.STREAMING, "silent")
+    await claim(store, "left", TurnStatus.QUEUED, "stopped")
+    await claim(store, "early", TurnStatus.STREAMING, "never")
+    await claim(store, "legacy", TurnStatus.QUEUED, None)  # from before schema version 3
+    await claim(store, "ended", TurnStatus.DONE, "silent")
+    await claim(store, "failed", TurnStatus.ERROR, "stopped")
+
+    async def stale() -> list[str]:
+        return [turn.event_id for turn in await store.stale_turns("me", OWNER_TIMEOUT)]
+
+    assert await stale() == ["lost", "left", "legacy"]
+    await raw_sql(database_url, "UPDATE turns SET updated_at = updated_at - 100")
+    assert await stale() == ["lost", "left", "early", "legacy"]
+    await store.heartbeat("silent")  # it was only slow, and is back
+    assert await stale() == ["left", "early", "legacy"]
+    own_view = await store.stale_turns("stopped", OWNER_TIMEOUT)  # never one's own turns
+    assert [turn.event_id for turn in own_view] == ["early", "legacy"]
+    lost = await store.get_turn("slack", "lost")
+    assert lost is not None and lost.owner == "silent"
+
+
+async def test_interrupt_turn_wins_once_and_never_over_a_finished_turn(store: Store) -> None:
+    await claim(store, "S1", TurnStatus.STREAMING, "gone")
+    await claim(store, "S2", TurnStatus.DONE, "gone")
+    assert await store.interrupt_turn("slack", "S1", "interrupted by a restart") is True
+    assert await store.interrupt_turn("slack", "S1", "interrupted by a restart") is False
+    assert await store.interrupt_turn("slack", "S2", "interrupted by a restart") is False
+    assert await store.interrupt_turn("slack", "ghost", "interrupted by a restart") is False
+    interrupted = await store.get_turn("slack", "S1")
+    assert interrupted is not None
+    assert (interrupted.status, interrupted.error) == (
+        TurnStatus.INTERRUPTED,
+        "interrupted by a restart",
+    )
+    finished = await store.get_turn("slack", "S2")
+    assert finished is not None and finished.status is TurnStatus.DONE
 
 
 # --- privacy ------------------------------------------------------------------------------
@@ -407,8 +542,8 @@ SECRET_QUESTION = "my-private-question-5b7e1c"
 SECRET_ANSWER = "the-private-answer-9d2f4a"
 
 
-async def test_message_text_is_not_stored_by_default(db_path: Path) -> None:
-    store = await open_store(url_for(db_path))
+async def test_message_text_is_not_stored_by_default(database_url: str) -> None:
+    store = await open_store(database_url)
     await store.claim_turn(question("P1", text=SECRET_QUESTION), backend="wonderchat")
     await store.update_turn(
         "slack", "P1", status="done", question_text=SECRET_QUESTION, answer_text=SECRET_ANSWER
@@ -418,13 +553,17 @@ async def test_message_text_is_not_stored_by_default(db_path: Path) -> None:
 
     assert turn is not None and turn.status is TurnStatus.DONE
     assert turn.question_text is None and turn.answer_text is None
-    on_disk = b"".join(p.read_bytes() for p in db_path.parent.iterdir())
-    assert SECRET_QUESTION.encode() not in on_disk
-    assert SECRET_ANSWER.encode() not in on_disk
+    texts = "SELECT question_text, answer_text FROM turns"
+    assert await raw_sql(database_url, texts) == [(None, None)]
+    if not is_postgres_url(database_url):  # not even in a free page or the WAL
+        data_dir = Path(parse_database_url(database_url)).parent
+        on_disk = b"".join(p.read_bytes() for p in data_dir.iterdir())
+        assert SECRET_QUESTION.encode() not in on_disk
+        assert SECRET_ANSWER.encode() not in on_disk
 
 
-async def test_message_text_is_stored_when_enabled(db_path: Path) -> None:
-    store = await open_store(url_for(db_path), store_text=True)
+async def test_message_text_is_stored_when_enabled(database_url: str) -> None:
+    store = await open_store(database_url, store_text=True)
     await store.claim_turn(question("P2", text=SECRET_QUESTION), backend="wonderchat")
     await store.update_turn("slack", "P2", answer_text=SECRET_ANSWER)
     turn = await store.get_turn("slack", "P2")
@@ -436,18 +575,18 @@ async def test_message_text_is_stored_when_enabled(db_path: Path) -> None:
 # --- lifecycle ----------------------------------------------------------------------------
 
 
-async def test_data_survives_close_and_reopen(db_path: Path) -> None:
-    store = await open_store(url_for(db_path))
+async def test_data_survives_close_and_reopen(database_url: str) -> None:
+    store = await open_store(database_url)
     await store.save_conversation(THREAD, "wonderchat", "chatlog-42")
     await store.claim_turn(question("K1"), backend="wonderchat")
     await store.update_turn("slack", "K1", status="streaming", reply_message_ids=["9.9"])
     await store.close()
 
-    reopened = await open_store(url_for(db_path))
+    reopened = await open_store(database_url)
     try:
         assert await reopened.get_conversation(THREAD) == Conversation("wonderchat", "chatlog-42")
         assert await reopened.claim_turn(question("K1"), backend="wonderchat") is False
-        [turn] = await reopened.unfinished_turns()
+        [turn] = await reopened.stale_turns("next-process", OWNER_TIMEOUT)
         assert (turn.event_id, turn.reply_message_ids) == ("K1", ("9.9",))
     finally:
         await reopened.close()
@@ -480,8 +619,8 @@ async def test_database_work_never_blocks_the_event_loop(store: Store) -> None:
     )
 
 
-async def test_ping_and_close(db_path: Path) -> None:
-    store = await open_store(url_for(db_path))
+async def test_ping_and_close(database_url: str) -> None:
+    store = await open_store(database_url)
     await store.ping()
     await store.close()
     await store.close()  # idempotent
