@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
-RUN pip install . \
+RUN pip install '.[postgres]' \
     && useradd --create-home --uid 10001 bridge \
     && mkdir -p /data \
     && chown bridge:bridge /data

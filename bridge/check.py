@@ -319,7 +319,10 @@ async def check_backend(settings: Settings, session: aiohttp.ClientSession) -> C
 
 async def check_database(settings: Settings) -> CheckResult:
     item = "Database"
-    fix = "set DATABASE_URL to sqlite:///bridge.db or sqlite:////absolute/path/bridge.db"
+    fix = (
+        "set DATABASE_URL to sqlite:///bridge.db, sqlite:////absolute/path/bridge.db "
+        "or postgres://user:password@host:5432/dbname"
+    )
     try:
         store = await open_store(settings.database_url)
         try:

@@ -64,7 +64,7 @@ def test_dockerfile_runs_unprivileged_with_both_processes_documented() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in dockerfile.splitlines()]
     assert next(line for line in lines if line.startswith("FROM")) == "FROM python:3.11-slim"
-    assert "RUN pip install . \\" in lines
+    assert "RUN pip install '.[postgres]' \\" in lines
     user_lines = [line for line in lines if line.startswith("USER ")]
     assert user_lines and user_lines[-1] not in ("USER root", "USER 0")
     assert lines[-1] == 'CMD ["bridge", "serve"]'
