@@ -50,7 +50,10 @@ QUEUED_STATUS = "Queued — waiting for a free slot…"
 WAITING_STATUS = "Waiting for the previous answer in this thread…"
 
 RATE_WINDOW_SECONDS = 60.0  # BRIDGE_USER_RATE_PER_MINUTE counts questions in this window
-CLEANUP_TIMEOUT_SECONDS = 5.0  # bound on the final "interrupted" edit while shutting down
+PRUNE_MIN_USERS = 1024  # the rate limiter looks for idle users once it tracks this many
+# Bound on the final "interrupted" edit while shutting down: with the default 25 s drain
+# it leaves time to stop the platforms within Heroku's 30 s before SIGKILL.
+CLEANUP_TIMEOUT_SECONDS = 3.0
 # Processes sharing a database prove they are alive this often (and sweep for turns of
 # processes that are not); one silent for OWNER_TIMEOUT_SECONDS (three missed beats, so a
 # slow database write or a GC pause is not taken for a crash) has its turns recovered.
@@ -101,6 +104,7 @@ class _RateLimiter:
     window: float = RATE_WINDOW_SECONDS
     clock: Callable[[], float] = time.monotonic
     _seen: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _prune_at: int = PRUNE_MIN_USERS
 
     def allow(self, platform: str, user_id: str) -> bool:
         if self.per_window <= 0:
@@ -112,7 +116,18 @@ class _RateLimiter:
         if len(stamps) >= self.per_window:
             return False
         stamps.append(now)
+        self._forget_idle(now)
         return True
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop users with no question inside the window, so memory follows the active
+        users rather than every user ever seen. Amortized: only when the map doubled."""
+        if len(self._seen) < self._prune_at:
+            return
+        self._seen = {
+            key: stamps for key, stamps in self._seen.items() if now - stamps[-1] < self.window
+        }
+        self._prune_at = max(PRUNE_MIN_USERS, 2 * len(self._seen))
 
 
 class Relay:
@@ -216,12 +231,12 @@ class Relay:
         question submitted just before a drain began is answered, not refused."""
         bind_correlation_id(question.correlation_id)
         platform = question.thread.platform
-        metrics.QUESTIONS.labels(platform).inc()
         if not await self._store.claim_turn(
             question, backend=self._backend.name, owner=self.instance_id
         ):
             log.info("duplicate event %s ignored", question.event_id)
             return Outcome.DUPLICATE
+        metrics.QUESTIONS.labels(platform).inc()  # re-deliveries are not new questions
         refusal = self._refusal(question) if admitted else SHUTTING_DOWN_TEXT
         if refusal is not None:
             outcome = await self._refuse(question, surface, refusal)
@@ -296,7 +311,17 @@ class Relay:
             raise
         except Exception:
             log.exception("answer failed inside the bridge")
-            return await self._fail(question, surface, renderer, INTERNAL_ERROR_REASON, "")
+            try:
+                return await self._fail(question, surface, renderer, INTERNAL_ERROR_REASON, "")
+            except Exception:  # showing the failure failed too: the record must still end
+                log.exception("could not show the failure either")
+                await self._store.update_turn(
+                    question.thread.platform,
+                    question.event_id,
+                    status=TurnStatus.ERROR,
+                    error=INTERNAL_ERROR_REASON,
+                )
+                return Outcome.ERROR
 
     def _waiting_status(self, thread: ThreadKey) -> str | None:
         """The placeholder text when the answer cannot start right away."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +14,7 @@ from bridge.backends import build_backend
 from bridge.config import Settings
 from bridge.errors import PlatformError
 from bridge.model import Question, ThreadKey
-from bridge.relay import Outcome, Relay
+from bridge.relay import PRUNE_MIN_USERS, RATE_WINDOW_SECONDS, Outcome, Relay, _RateLimiter
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
 from bridge.store import Store, Turn, TurnStatus, open_store
@@ -54,6 +54,21 @@ async def mock() -> AsyncIterator[MockBackend]:
 async def runtime(request: pytest.FixtureRequest, mock: MockBackend, tmp_path: Path):
     async with open_runtime(make_settings(mock, tmp_path, request.param)) as rt:
         yield rt
+
+
+async def wait_until(condition: Callable[[], object], within: float = 10.0) -> None:
+    """Poll `condition` (a generous bound: only a hang reaches it)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polls state owned by other tasks
+            await asyncio.sleep(0.01)
+
+
+def sent_questions(mock: MockBackend) -> list[str]:
+    """The question text of each backend request, in order (both APIs)."""
+    return [
+        (r.json or {}).get("question") or (r.json or {})["messages"][0]["content"]
+        for r in mock.requests
+    ]
 
 
 def sent_conversation_ids(mock: MockBackend) -> list[str | None]:
@@ -120,11 +135,12 @@ async def test_two_questions_in_one_thread_run_in_order(
     runtime: Runtime, mock: MockBackend
 ) -> None:
     first = runtime.relay.submit(question("first", "E1"), RecordingSurface())
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: mock.requests)  # the first is with the backend
     second_surface = RecordingSurface()
     second = runtime.relay.submit(question("second", "E2"), second_surface)
     assert await first is Outcome.DONE
     assert await second is Outcome.DONE
+    assert sent_questions(mock) == ["first", "second"]
     ids = sent_conversation_ids(mock)
     assert ids[0] is None and ids[1] is not None  # the second waited for the first's id
     assert "previous answer" in second_surface.calls[0][2].lower()
@@ -256,12 +272,12 @@ async def test_concurrency_cap_shows_a_queued_state(mock: MockBackend, tmp_path:
     other = ThreadKey(platform="slack", workspace="T1", channel="C1", thread="other")
     async with open_runtime(settings) as rt:
         busy = rt.relay.submit(question("[mock:stall]", "E1"), RecordingSurface())
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: mock.requests)  # the only slot is taken
         waiting = RecordingSurface()
         queued = rt.relay.submit(question("me next", "E2", thread=other), waiting)
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: waiting.calls)
         assert "queued" in waiting.text.lower()
-        assert not queued.done()
+        assert not queued.done() and len(mock.requests) == 1
         busy.cancel()
         assert await queued is Outcome.DONE
         assert "queued" not in waiting.text.lower()
@@ -351,3 +367,14 @@ async def wait_for_turn(
             if turn is not None and turn.status is status:
                 return turn
             await asyncio.sleep(0.02)
+
+
+def test_rate_limiter_forgets_idle_users() -> None:
+    now = [0.0]
+    limiter = _RateLimiter(per_window=2, clock=lambda: now[0])
+    for user in range(PRUNE_MIN_USERS - 1):
+        assert limiter.allow("slack", f"U{user}")
+    now[0] = RATE_WINDOW_SECONDS + 1
+    assert limiter.allow("slack", "U-new")
+    assert len(limiter._seen) == 1  # only the active user is remembered
+    assert limiter.allow("slack", "U-new") and not limiter.allow("slack", "U-new")
