@@ -257,7 +257,13 @@ class ReplyRenderer:
             return
         if not self._in_call:
             task.cancel()
-        await asyncio.wait({task})
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            # Our ending was cancelled while the flusher's edit was in flight: stop it too,
+            # or its stale progress text could land after the "interrupted" notice.
+            task.cancel()
+            raise
 
     # Platform calls ---------------------------------------------------------------
 

@@ -370,3 +370,29 @@ async def test_a_final_text_lost_to_rate_limits_is_reported() -> None:
     await asyncio.wait_for(finishing, GUARD)
     assert renderer.platform_error is not None
     assert "never shown" not in surface.text
+
+
+async def test_a_progress_edit_in_flight_cannot_land_after_the_interruption() -> None:
+    _clock, surface, renderer = make()
+    await renderer.start()
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    plain_edit = surface.edit
+
+    async def slow_edit(message_id: str, text: str) -> None:
+        if "▌" in text:  # the flusher's progress edit: held until released
+            entered.set()
+            await release.wait()
+        await plain_edit(message_id, text)
+
+    surface.edit = slow_edit  # type: ignore[method-assign]
+    await renderer.append("partial answer")
+    await asyncio.wait_for(entered.wait(), GUARD)  # progress edit in flight
+    final = asyncio.create_task(renderer.finish("partial answer, done", []))
+    await settle()
+    final.cancel()  # shutdown cancels the answer while the final waits for the flusher
+    await asyncio.gather(final, return_exceptions=True)
+    await asyncio.wait_for(renderer.interrupt(), GUARD)
+    release.set()
+    await settle()
+    assert surface.messages["m1"] == f"partial answer\n\n{INTERRUPTED_NOTICE}"
