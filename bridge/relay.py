@@ -30,10 +30,11 @@ from bridge.backends.events import (
     TextDelta,
 )
 from bridge.config import Settings
+from bridge.errors import PlatformRateLimited
 from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
 from bridge.render import DEFAULT_STATUS, INTERRUPTED_NOTICE, ReplyRenderer
-from bridge.store import Store, TurnStatus
+from bridge.store import Store, StoreError, TurnStatus
 from bridge.surface import ReplyEditor, ReplySurface
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ EMPTY_QUESTION_HINT = (
     "Hi! Ask me a question in the same message, for example: “How do I reset my password?”"
 )
 NOT_ALLOWED_TEXT = "Sorry, I'm not enabled here. Ask an admin if you think I should be."
+STORE_UNAVAILABLE_TEXT = (
+    "Sorry, I can't take questions right now (my database is unavailable). "
+    "Please try again in a minute."
+)
 RATE_LIMITED_TEXT = "You're asking faster than I can answer — please wait a moment and try again."
 EMPTY_ANSWER_REASON = "the backend returned an empty answer"
 INTERNAL_ERROR_REASON = "something went wrong inside the bridge (it has been logged)"
@@ -60,6 +65,8 @@ CLEANUP_TIMEOUT_SECONDS = 3.0
 HEARTBEAT_SECONDS = 15.0
 OWNER_TIMEOUT_SECONDS = 45.0
 RESTART_REASON = "interrupted by a restart"
+RECOVERY_EDIT_ATTEMPTS = 3  # a stale reply's edit waits out this many 429s
+RECOVERY_EDIT_TIMEOUT_SECONDS = 10.0  # bound on each of those edits (and each wait)
 
 
 class Outcome(StrEnum):
@@ -94,6 +101,47 @@ class _ThreadLocks:
             if not self._users[thread]:
                 del self._users[thread]
                 del self._locks[thread]
+
+
+class _ReplyRecorder:
+    """Stores a reply's message ids as each part is posted, so crash recovery edits the
+    part that was live, not only the placeholder. Writes run one at a time and always
+    carry the whole list, so an older list never replaces a newer one."""
+
+    def __init__(self, store: Store, question: Question, surface: ReplySurface) -> None:
+        self._store = store
+        self._question = question
+        self._surface = surface
+        self._ids: list[str] = []
+        self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def posted(self, message_id: str) -> None:
+        """`ReplyRenderer` callback (synchronous): a part was posted."""
+        self._ids.append(message_id)
+        task = asyncio.create_task(self._save_quietly(), name="reply-ids")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def save(self, **fields: object) -> None:
+        async with self._lock:
+            await self._store.update_turn(
+                self._question.thread.platform,
+                self._question.event_id,
+                reply_channel=self._surface.channel,
+                reply_message_ids=list(self._ids),
+                **fields,
+            )
+
+    async def settle(self) -> None:
+        """Wait for writes still running (the store must not close under them)."""
+        await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _save_quietly(self) -> None:
+        try:
+            await self.save()
+        except Exception as exc:  # the final record repeats the ids; nothing is lost
+            log.warning("could not record reply ids: %s", exc)
 
 
 @dataclass
@@ -231,9 +279,16 @@ class Relay:
         question submitted just before a drain began is answered, not refused."""
         bind_correlation_id(question.correlation_id)
         platform = question.thread.platform
-        if not await self._store.claim_turn(
-            question, backend=self._backend.name, owner=self.instance_id
-        ):
+        try:
+            claimed = await self._store.claim_turn(
+                question, backend=self._backend.name, owner=self.instance_id
+            )
+        except StoreError as exc:
+            log.error("could not record the question: %s", exc)
+            await _tell(surface, STORE_UNAVAILABLE_TEXT)
+            metrics.ANSWERS.labels(platform, Outcome.ERROR.value).inc()
+            return Outcome.ERROR
+        if not claimed:
             log.info("duplicate event %s ignored", question.event_id)
             return Outcome.DUPLICATE
         metrics.QUESTIONS.labels(platform).inc()  # re-deliveries are not new questions
@@ -283,25 +338,22 @@ class Relay:
 
     async def _refuse(self, question: Question, surface: ReplySurface, text: str) -> Outcome:
         log.info("question refused: %s", text)
-        try:
-            await surface.post(surface.neutralize(text))
-            await surface.close()
-        except Exception as exc:  # best effort: e.g. the platform closed while shutting down
-            log.warning("could not deliver the refusal: %s", exc)
+        await _tell(surface, text)
         await self._store.update_turn(
             question.thread.platform, question.event_id, status=TurnStatus.ERROR, error=text
         )
         return Outcome.REFUSED
 
     async def _answer_accepted(self, question: Question, surface: ReplySurface) -> Outcome:
-        renderer = ReplyRenderer(surface)
+        replies = _ReplyRecorder(self._store, question, surface)
+        renderer = ReplyRenderer(surface, on_message=replies.posted)
         waiting_status = self._waiting_status(question.thread)
         try:
             await renderer.start(waiting_status)
             metrics.BRIDGE_ADDED.labels(question.thread.platform).observe(
                 max(0.0, time.monotonic() - question.received_at)
             )
-            await self._record_replies(question, surface, renderer)
+            await replies.save(question_text=question.text)
             async with self._threads.hold(question.thread), self._slots:
                 if waiting_status is not None:
                     await renderer.status(DEFAULT_STATUS)
@@ -322,6 +374,8 @@ class Relay:
                     error=INTERNAL_ERROR_REASON,
                 )
                 return Outcome.ERROR
+        finally:
+            await replies.settle()
 
     def _waiting_status(self, thread: ThreadKey) -> str | None:
         """The placeholder text when the answer cannot start right away."""
@@ -437,18 +491,6 @@ class Relay:
             log.exception("could not mark an interrupted answer")
         metrics.ANSWERS.labels(question.thread.platform, Outcome.INTERRUPTED.value).inc()
 
-    async def _record_replies(
-        self, question: Question, surface: ReplySurface, renderer: ReplyRenderer
-    ) -> None:
-        """Store where the reply lives as soon as it exists, so a crash can be mended."""
-        await self._store.update_turn(
-            question.thread.platform,
-            question.event_id,
-            reply_channel=surface.channel,
-            reply_message_ids=list(renderer.message_ids),
-            question_text=question.text,
-        )
-
     async def _finish_turn(
         self,
         question: Question,
@@ -482,15 +524,33 @@ class Relay:
 
     async def _keep_alive(self) -> None:
         """Beat every `heartbeat_interval`, and once `recover` ran, sweep again: turns of
-        a process that crashed moments ago become stale only after `owner_timeout`."""
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            try:
-                await self._store.heartbeat(self.instance_id)
-                if self._sweeping:
-                    await self.recover()
-            except Exception:  # a database hiccup must not stop the beat: retry next time
-                log.exception("heartbeat or recovery sweep failed")
+        a process that crashed moments ago become stale only after `owner_timeout`.
+
+        A sweep runs beside the beat, never inside it: its reply edits may wait on
+        platform rate limits, and a late beat would make other processes take this one
+        for dead and interrupt its live answers.
+        """
+        sweep: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(self._heartbeat_interval)
+                try:
+                    await self._store.heartbeat(self.instance_id)
+                except Exception:  # a database hiccup must not stop the beat: next time
+                    log.exception("heartbeat failed")
+                    continue
+                if self._sweeping and (sweep is None or sweep.done()):
+                    sweep = asyncio.create_task(self._sweep(), name="relay-recovery-sweep")
+        finally:
+            if sweep is not None:
+                sweep.cancel()
+                await asyncio.gather(sweep, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("recovery sweep failed")
 
     async def recover(self) -> int:
         """Mark unfinished turns of processes that are gone (signed off, or silent for
@@ -501,20 +561,15 @@ class Relay:
         recovered = 0
         for turn in await self._store.stale_turns(self.instance_id, self._owner_timeout):
             platform = turn.thread.platform
+            editor = self._editors.get(platform)
+            has_reply = bool(turn.reply_message_ids and turn.reply_channel)
+            if has_reply and editor is None:
+                continue  # leave it to a process connected to that platform
             if not await self._store.interrupt_turn(platform, turn.event_id, RESTART_REASON):
                 continue  # finished meanwhile, or another process recovered it first
             recovered += 1
-            editor = self._editors.get(platform)
-            if editor is None or not turn.reply_message_ids or not turn.reply_channel:
-                continue
-            try:
-                await editor.edit_message(
-                    turn.reply_channel, turn.reply_message_ids[-1], INTERRUPTED_NOTICE
-                )
-            except Exception as exc:  # one stale reply must not stop recovery of the others
-                log.warning(
-                    "could not edit interrupted reply %s: %s", turn.reply_message_ids[-1], exc
-                )
+            if editor is not None and has_reply:
+                await _edit_interrupted(editor, turn.reply_channel, turn.reply_message_ids[-1])
         if recovered:
             log.info("marked %d answers from an earlier process as interrupted", recovered)
         return recovered
@@ -536,10 +591,15 @@ class Relay:
         """Stop accepting questions, let answers in flight finish for up to `grace`
         seconds, then interrupt the rest (their replies say so)."""
         self.accepting = False
+        self._sweeping = False  # the platforms are about to stop: no more reply edits
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self._tasks:
+            log.info("draining %d answers (up to %.0fs)", len(self._tasks), grace)
+        # Questions submitted meanwhile (refused: "restarting") are waited for too.
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left)
         pending = set(self._tasks)
-        if pending:
-            log.info("draining %d answers (up to %.0fs)", len(pending), grace)
-            _, pending = await asyncio.wait(pending, timeout=grace)
         for task in pending:
             task.cancel()
         if pending:
@@ -550,6 +610,31 @@ class Relay:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("answer task failed", exc_info=task.exception())
+
+
+async def _edit_interrupted(editor: ReplyEditor, channel: str, message_id: str) -> None:
+    """Say "interrupted" in a stale reply: waits out a few rate limits, each attempt
+    bounded; one reply that cannot be edited must not stop recovery of the others."""
+    for _ in range(RECOVERY_EDIT_ATTEMPTS):
+        try:
+            async with asyncio.timeout(RECOVERY_EDIT_TIMEOUT_SECONDS):
+                await editor.edit_message(channel, message_id, INTERRUPTED_NOTICE)
+            return
+        except PlatformRateLimited as exc:
+            await asyncio.sleep(min(exc.retry_after, RECOVERY_EDIT_TIMEOUT_SECONDS))
+        except Exception as exc:
+            log.warning("could not edit interrupted reply %s: %s", message_id, exc)
+            return
+    log.warning("could not edit interrupted reply %s: still rate limited", message_id)
+
+
+async def _tell(surface: ReplySurface, text: str) -> None:
+    """Post one short message; best effort (the platform may be closing at shutdown)."""
+    try:
+        await surface.post(surface.neutralize(text))
+        await surface.close()
+    except Exception as exc:
+        log.warning("could not deliver %r: %s", text[:40], exc)
 
 
 def _ms(start: float, end: float | None) -> int | None:

@@ -18,6 +18,7 @@ from bridge.relay import PRUNE_MIN_USERS, RATE_WINDOW_SECONDS, Outcome, Relay, _
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
 from bridge.store import Store, Turn, TurnStatus, open_store
+from bridge.surface import SurfaceLimits
 from bridge.testing.mock_backend import MockBackend
 from bridge.testing.recording_surface import RecordingEditor, RecordingSurface
 
@@ -259,6 +260,7 @@ async def test_crash_recovery_marks_and_edits_stale_turns(
 
     async with open_runtime(settings) as rt:
         editor = RecordingEditor()
+        assert await rt.relay.recover() == 0  # no Slack here yet: left for one that has it
         rt.relay.register_editor("slack", editor)
         assert await rt.relay.recover() == 1
         assert editor.edits == [("C1", "111.2", INTERRUPTED_NOTICE)]
@@ -378,3 +380,62 @@ def test_rate_limiter_forgets_idle_users() -> None:
     assert limiter.allow("slack", "U-new")
     assert len(limiter._seen) == 1  # only the active user is remembered
     assert limiter.allow("slack", "U-new") and not limiter.allow("slack", "U-new")
+
+
+class GatedSurface(RecordingSurface):
+    """Edits hang once a second message exists, until `release` is set: the answer is
+    held mid-stream with two parts posted."""
+
+    def __init__(self) -> None:
+        super().__init__(limits=SurfaceLimits(max_message_chars=300, min_edit_interval=0.01))
+        self.release = asyncio.Event()
+
+    async def edit(self, message_id: str, text: str) -> None:
+        if len(self.messages) >= 2:
+            await self.release.wait()
+        await super().edit(message_id, text)
+
+
+async def test_reply_parts_are_recorded_as_they_are_posted(runtime: Runtime) -> None:
+    surface = GatedSurface()
+    task = runtime.relay.submit(question("[mock:long]", "E1"), surface)
+    await wait_until(lambda: len(surface.messages) >= 2)
+    async with asyncio.timeout(10):
+        while True:
+            turn = await runtime.store.get_turn("slack", "E1")
+            assert turn is not None
+            if len(turn.reply_message_ids) >= 2:
+                break
+            await asyncio.sleep(0.01)
+    assert not task.done() and turn.status == TurnStatus.STREAMING
+    assert turn.reply_message_ids[:2] == ("m1", "m2")
+    surface.release.set()
+    assert await task is Outcome.DONE
+
+
+async def test_drain_waits_for_questions_that_arrive_while_draining(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    stalled = runtime.relay.submit(question("[mock:stall]", "E1"), RecordingSurface())
+    await wait_until(lambda: mock.requests)
+    draining = asyncio.create_task(runtime.relay.drain(0.5))
+    await asyncio.sleep(0)
+    late = runtime.relay.submit(question("hello?", "E2"), SlowSurface())
+    await draining
+    assert stalled.done()
+    assert late.done()  # not left running after the platforms and store close
+
+
+class SlowSurface(RecordingSurface):
+    """A platform slower than the drain window."""
+
+    async def post(self, text: str) -> str:
+        await asyncio.sleep(5)
+        return await super().post(text)
+
+
+async def test_an_unavailable_database_is_said_in_chat(runtime: Runtime) -> None:
+    await runtime.store.close()
+    surface = RecordingSurface()
+    assert await runtime.relay.answer(question("hello", "E1"), surface) is Outcome.ERROR
+    assert "database is unavailable" in surface.text
