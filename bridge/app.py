@@ -144,8 +144,10 @@ class Services:
                 self._slack_http_handler = slack_http_handler
                 self._started = True
                 yield
-                await self.drain()
             finally:
+                # Also when start-up fails or is cancelled after a platform connected:
+                # questions it already took still end visibly, before anything closes.
+                await self.drain()
                 await self._stop_platforms()
                 log.info("shutdown: closing store, backend and HTTP session")
 
