@@ -74,15 +74,22 @@ def to_bridge_error(exc: discord.DiscordException) -> BridgeError:
     return PlatformError(f"Discord client error: {type(exc).__name__}")
 
 
-async def guarded(call: Awaitable[T]) -> T:
-    """Await a discord.py call, re-raising its failures as bridge errors."""
+async def guarded(call: Awaitable[T], *, repeatable: bool = True) -> T:
+    """Await a discord.py call, re-raising its failures as bridge errors.
+
+    A network error is transient (`PlatformUnreachable`, retried like a 429) when the call
+    is `repeatable` (edits) or could not have reached Discord (no connection was made);
+    a new message whose request may have arrived is not sent twice.
+    """
     try:
         return await call
     except (discord.HTTPException, discord.RateLimited) as exc:
         raise to_bridge_error(exc) from exc
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        # A network blip is not a refusal: the renderer retries, as after a 429.
-        raise PlatformUnreachable(UNREACHABLE_RETRY_SECONDS, "discord", type(exc).__name__) from exc
+        cause = type(exc).__name__
+        if repeatable or isinstance(exc, aiohttp.ClientConnectorError):
+            raise PlatformUnreachable(UNREACHABLE_RETRY_SECONDS, "discord", cause) from exc
+        raise PlatformError(f"Discord did not confirm a new message ({cause})") from exc
 
 
 class Typing:
@@ -168,7 +175,8 @@ class ChannelSurface(_DiscordText):
                 suppress_embeds=True,
                 reference=reference,  # type: ignore[arg-type]
                 mention_author=False if reference is not None else None,
-            )
+            ),
+            repeatable=False,
         )
         if self._on_post is not None:
             self._on_post(str(sent.id))
@@ -217,7 +225,8 @@ class InteractionSurface(_DiscordText):
             sent = await guarded(
                 interaction.followup.send(
                     text, allowed_mentions=NO_MENTIONS, suppress_embeds=True, wait=True
-                )
+                ),
+                repeatable=False,
             )
         if self._on_post is not None:
             self._on_post(str(sent.id))

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 # Slack's 429s nearly always carry Retry-After; this is the wait when one does not.
 DEFAULT_RETRY_AFTER = 1.0
+# Calls that create a message: repeating one after a timeout could post it twice.
+CREATES_MESSAGE = frozenset({"chat.postMessage", "chat.startStream"})
 
 
 class SlackCallError(PlatformError):
@@ -119,5 +121,9 @@ class SlackApi:
                 raise PlatformRateLimited(retry_after, PLATFORM) from exc
             raise SlackCallError(method, _error_code(exc)) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            # A network blip is not a refusal: the renderer retries, as after a 429.
-            raise PlatformUnreachable(DEFAULT_RETRY_AFTER, PLATFORM, type(exc).__name__) from exc
+            # A network blip is not a refusal: the renderer retries, as after a 429 —
+            # unless the call creates a message that may already exist (no duplicates).
+            cause = type(exc).__name__
+            if method in CREATES_MESSAGE and not isinstance(exc, aiohttp.ClientConnectorError):
+                raise SlackCallError(method, f"unconfirmed ({cause})") from exc
+            raise PlatformUnreachable(DEFAULT_RETRY_AFTER, PLATFORM, cause) from exc

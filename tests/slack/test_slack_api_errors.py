@@ -44,3 +44,23 @@ async def test_an_unreachable_slack_is_transient_not_a_refusal() -> None:
     with pytest.raises(PlatformUnreachable) as caught:
         await api_at(f"http://127.0.0.1:{port}/api/").call("chat.update", channel="C1", ts="1")
     assert caught.value.retry_after > 0 and caught.value.platform == "slack"
+
+
+async def test_a_new_message_whose_answer_was_lost_is_not_sent_twice() -> None:
+    async def hang_up(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        assert request.transport is not None
+        request.transport.close()  # the request arrived; the answer never comes
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/api/{method}", hang_up)
+    runner, port = await serve_app(app)
+    try:
+        api = api_at(f"http://127.0.0.1:{port}/api/")
+        with pytest.raises(SlackCallError, match="unconfirmed"):
+            await api.call("chat.postMessage", channel="C1", text="hi")
+        with pytest.raises(PlatformUnreachable):  # an edit can simply be repeated
+            await api.call("chat.update", channel="C1", ts="1", text="hi")
+    finally:
+        await runner.cleanup()
