@@ -75,6 +75,16 @@ def finished_count(fake: FakeDiscord, channel_id: str) -> int:
     return len([m for m in fake.bot_messages_in(channel_id) if finished(m)])
 
 
+async def answered_dm(fake: FakeDiscord, mock: MockBackend, tmp_path: Path, text: str) -> str:
+    """Alice DMs `text`; returns the DM channel once the answer is complete (drained)."""
+    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
+        dm = fake.dm_channel(fake.alice)
+        await fake.user_message(dm, text)
+        await fake.wait_for(lambda: fake.bot_messages_in(dm))
+        await runtime.relay.drain(CONDITION_WAIT)
+    return dm
+
+
 async def ask_and_wait(fake: FakeDiscord, channel_id: str, text: str, *, answers: int) -> None:
     """Post `text` and wait until `answers` finished answers are in the channel."""
     await fake.user_message(channel_id, text)
@@ -231,11 +241,7 @@ async def test_slash_ask_defers_then_edits_the_original_response(
 async def test_long_answer_is_split_into_messages_with_balanced_fences(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
-    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
-        dm = fake.dm_channel(fake.alice)
-        await fake.user_message(dm, "[mock:long] everything please")
-        await fake.wait_for(lambda: fake.bot_messages_in(dm))
-        await runtime.relay.drain(CONDITION_WAIT)
+    dm = await answered_dm(fake, mock, tmp_path, "[mock:long] everything please")
 
     messages = fake.bot_messages_in(dm)
     assert len(messages) >= 11  # > 20,000 characters in ≤ 2,000 character messages
@@ -350,11 +356,7 @@ async def test_edit_message_for_recovery_and_platform_errors(
 async def test_hostile_answer_and_sources_cannot_ping(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
-    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
-        dm = fake.dm_channel(fake.alice)
-        await fake.user_message(dm, "[mock:hostile-sources] be nasty")
-        await fake.wait_for(lambda: fake.bot_messages_in(dm))
-        await runtime.relay.drain(CONDITION_WAIT)
+    dm = await answered_dm(fake, mock, tmp_path, "[mock:hostile-sources] be nasty")
 
     (answer,) = fake.bot_messages_in(dm)
     content = answer["content"]
