@@ -163,6 +163,18 @@ async def test_assistant_thread_gets_prompts_and_thinking_status(
         assert not bridge.slack.refused
 
 
+async def test_a_rate_limited_thinking_status_does_not_drop_the_question(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge() as bridge:
+        bridge.slack.rate_limit("assistant.threads.setStatus", nth=1, retry_after=30)
+        await bridge.deliver(
+            bridge.message("still answered?", channel="D1", channel_type="im", thread_ts="60.5")
+        )
+        [reply] = await bridge.answered("D1", "60.5")
+        assert "still answered?" in reply.text
+
+
 async def test_a_retried_event_is_answered_once(running_bridge: StartBridge) -> None:
     async with running_bridge() as bridge:
         event = bridge.mention("only once please")
