@@ -1,7 +1,7 @@
 """How many platform calls and how much CPU the reply renderer spends per answer.
 
 Run from the repository root: `python benchmarks/bench_render.py`. Time is simulated
-(the fake clock and in-memory surface from tests/test_render.py), so every column but the
+(the fake clock and in-memory surface from bridge/testing/clock.py), so every column but the
 last is exact. "CPU ms/1k deltas" is measured in a separate pass that feeds the same
 deltas without the fake clock (whose bookkeeping would dominate): appends plus the final
 neutralize + split + edit, per thousand deltas.
@@ -10,23 +10,13 @@ neutralize + split + edit, per thousand deltas.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bridge.render import ReplyRenderer
 from bridge.surface import SurfaceLimits
-
-_TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_render.py"
-_spec = importlib.util.spec_from_file_location("_render_fakes", _TESTS)
-assert _spec is not None and _spec.loader is not None
-_fakes = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _fakes  # dataclasses look their module up while decorating
-_spec.loader.exec_module(_fakes)
-FakeClock, ScriptedSurface = _fakes.FakeClock, _fakes.ScriptedSurface
+from bridge.testing.clock import FakeClock, ScriptedSurface
 
 DISCORD = SurfaceLimits(max_message_chars=2000, min_edit_interval=1.0)
 PROSE = "The bridge streams this answer into the chat, one small piece at a time. "

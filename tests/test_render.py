@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from dataclasses import dataclass, field
 
 import pytest
 
 from bridge.backends.events import Source
-from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
+from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.render import (
     INTERRUPTED_NOTICE,
     ReplyRenderer,
@@ -20,71 +17,9 @@ from bridge.render import (
 )
 from bridge.safety import markdown_sources_block, neutralize_discord, safe_sources
 from bridge.surface import SurfaceLimits
-from bridge.testing.recording_surface import RecordingSurface
+from bridge.testing.clock import FakeClock, ScriptedSurface, settle
 
 GUARD = 10.0  # seconds: only a hang would reach it; never a speed assertion
-
-
-async def settle() -> None:
-    """Let every ready task run until it blocks again (in-memory calls never block)."""
-    for _ in range(50):
-        await asyncio.sleep(0)
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to, and a `sleep` that waits for it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + delay, next(self._order), future))
-        await future
-
-    async def advance(self, seconds: float) -> None:
-        """Move time forward, waking sleepers in deadline order and letting them run."""
-        await self.advance_to(self.now + seconds)
-
-    async def advance_to(self, target: float) -> None:
-        """Like `advance`, to an absolute time (no float drift from summed steps)."""
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, future = heapq.heappop(self._sleepers)
-            self.now = max(self.now, deadline)
-            if not future.done():
-                future.set_result(None)
-            await settle()
-        self.now = target
-        await settle()
-
-
-@dataclass
-class ScriptedSurface(RecordingSurface):
-    """A RecordingSurface that raises queued errors on its next calls and notes when
-    each call happened."""
-
-    clock: FakeClock | None = None
-    failures: list[BridgeError] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-
-    async def post(self, text: str) -> str:
-        self._maybe_fail()
-        return await super().post(text)
-
-    async def edit(self, message_id: str, text: str) -> None:
-        self._maybe_fail()
-        await super().edit(message_id, text)
-
-    def _maybe_fail(self) -> None:
-        if self.clock is not None:
-            self.times.append(self.clock.now)
-        if self.failures:
-            raise self.failures.pop(0)
 
 
 def make(
