@@ -60,6 +60,16 @@ def test_app_json_describes_real_settings() -> None:
             load_settings(**{name.lower(): spec["value"]})
 
 
+def test_app_json_provisions_postgres_so_heroku_keeps_conversations() -> None:
+    """A dyno's disk is wiped on every restart; the add-on sets DATABASE_URL instead."""
+    manifest = json.loads((ROOT / "app.json").read_text())
+    plans = [addon["plan"] for addon in manifest["addons"]]
+    assert plans == ["heroku-postgresql:essential-0"]
+    assert manifest["addons"][0]["as"] == "DATABASE"  # the add-on then sets DATABASE_URL
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "heroku-postgresql:essential-0" in deploy and "addons:destroy" in deploy
+
+
 def test_dockerfile_runs_unprivileged_with_both_processes_documented() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in dockerfile.splitlines()]
