@@ -14,7 +14,8 @@ from bridge.backends import build_backend
 from bridge.config import Settings
 from bridge.errors import PlatformError
 from bridge.model import Question, ThreadKey
-from bridge.relay import PRUNE_MIN_USERS, RATE_WINDOW_SECONDS, Outcome, Relay, _RateLimiter
+from bridge.relay import Outcome, Relay
+from bridge.relay.admission import PRUNE_MIN_USERS, RATE_WINDOW_SECONDS, RateLimiter
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
 from bridge.store import Store, Turn, TurnStatus, open_store
@@ -373,12 +374,12 @@ async def wait_for_turn(
 
 def test_rate_limiter_forgets_idle_users() -> None:
     now = [0.0]
-    limiter = _RateLimiter(per_window=2, clock=lambda: now[0])
+    limiter = RateLimiter(per_window=2, clock=lambda: now[0])
     for user in range(PRUNE_MIN_USERS - 1):
         assert limiter.allow("slack", f"U{user}")
     now[0] = RATE_WINDOW_SECONDS + 1
     assert limiter.allow("slack", "U-new")
-    assert len(limiter._seen) == 1  # only the active user is remembered
+    assert limiter.tracked_users == 1  # only the active user is remembered
     assert limiter.allow("slack", "U-new") and not limiter.allow("slack", "U-new")
 
 

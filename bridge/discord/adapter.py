@@ -42,6 +42,7 @@ from bridge.errors import BridgeError, ConfigError, PlatformError
 from bridge.model import Question, ThreadKey
 from bridge.relay import Relay
 from bridge.surface import ReplySurface
+from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class DiscordAdapter:
         self._relay = relay
         self._limits = surface_limits(settings)
         self._answers = AnswerIndex()
+        self._typing = TaskOwner("discord typing")
         self._ready_event = asyncio.Event()
         # The bridge never joins voice; discord.py's "PyNaCl/davey missing" warnings
         # would only alarm operators.
@@ -222,6 +224,7 @@ class DiscordAdapter:
         await self._client.close()
         if self._connection is not None:
             await asyncio.wait({self._connection})
+        await self._typing.stop()
         if self._previous_api_base is not None:
             discord.http.Route.BASE = self._previous_api_base
 
@@ -484,10 +487,13 @@ class DiscordAdapter:
         )
 
     def _submit(self, question: Question, surface: ReplySurface) -> None:
+        if not isinstance(surface, ChannelSurface):
+            self._relay.submit(question, surface)
+            return
+        surface.start_typing(self._typing)
         task = self._relay.submit(question, surface)
-        if isinstance(surface, ChannelSurface):
-            # The relay may never touch the surface (duplicate event): stop typing anyway.
-            task.add_done_callback(lambda _task: surface.stop_typing())
+        # The relay may never touch the surface (duplicate event): stop typing anyway.
+        task.add_done_callback(lambda _task: surface.stop_typing())
 
     async def _say(self, channel: discord.abc.Messageable, text: str) -> None:
         """A short notice (reset done, DMs off); failures are logged, not raised."""

@@ -23,6 +23,7 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.safety import markdown_sources_block, neutralize_discord
 from bridge.surface import SurfaceLimits
+from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ class Typing:
         self._channel = channel
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, tasks: TaskOwner) -> None:
+        """Run the indicator as a task of `tasks` (the adapter's, ended by its stop)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="discord-typing")
+            self._task = tasks.spawn(self._run(), name="discord-typing")
 
     async def _run(self) -> None:
         try:
@@ -139,7 +141,8 @@ class ChannelSurface(_DiscordText):
         limits: from `surface_limits`.
         reply_to: the question, referenced by the first message (plain-reply mode).
         on_post: told each posted message id (the adapter maps answers to threads).
-        typing: shown from creation until the first edit or `close`.
+
+    "Typing…" is shown from `start_typing` until the first edit or `close`.
     """
 
     def __init__(
@@ -149,15 +152,12 @@ class ChannelSurface(_DiscordText):
         *,
         reply_to: discord.Message | None = None,
         on_post: Callable[[str], None] | None = None,
-        typing: bool = True,
     ) -> None:
         self.limits = limits
         self._channel = channel
         self._reply_to = reply_to
         self._on_post = on_post
         self._typing = Typing(channel)
-        if typing:
-            self._typing.start()
 
     @property
     def channel(self) -> str:
@@ -181,6 +181,9 @@ class ChannelSurface(_DiscordText):
         if self._on_post is not None:
             self._on_post(str(sent.id))
         return str(sent.id)
+
+    def start_typing(self, tasks: TaskOwner) -> None:
+        self._typing.start(tasks)
 
     def stop_typing(self) -> None:
         self._typing.stop()

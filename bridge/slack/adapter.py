@@ -37,6 +37,7 @@ from bridge.slack.surface import (
     build_surface,
     message_fields,
 )
+from bridge.tasks import TaskOwner
 
 if TYPE_CHECKING:  # the relay is handed in; importing it would pull the renderer
     from bridge.relay import Relay
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 DEFAULT_API_URL = "https://slack.com/api/"
 # Socket Mode connect normally takes well under a second; slack_sdk retries forever, we don't.
 CONNECT_TIMEOUT_SECONDS = 30.0
+# On stop, finishing replies (stopping their streams) may take this long; the relay's
+# drain has already ended the answers, so this is one last platform call each.
+CLOSE_REPLIES_SECONDS = 2.0
 RESET_TEXT = "Okay — I've forgotten our conversation. Your next message starts a new one."
 THINKING_STATUS = "is thinking…"
 # Slack shows at most four suggested prompts; titles are cut short in the UI.
@@ -148,7 +152,7 @@ class SlackAdapter:
         self._bot_user_id = ""
         self._team_id = ""
         self._started = False
-        self._closers: set[asyncio.Task[None]] = set()
+        self._closers = TaskOwner("slack reply closers")
         self._recent = RecentEventIds()
 
     # PlatformAdapter -------------------------------------------------------------------
@@ -202,6 +206,9 @@ class SlackAdapter:
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close_async()
+        # After the drain every answer has ended; give their streams a moment to stop.
+        await self._closers.wait(CLOSE_REPLIES_SECONDS)
+        await self._closers.stop()
 
     @property
     def ready(self) -> bool:
@@ -308,9 +315,7 @@ class SlackAdapter:
             except BridgeError as exc:
                 log.warning("could not finish a Slack reply: %s", exc)
 
-        closer = asyncio.create_task(close_when_done())
-        self._closers.add(closer)
-        closer.add_done_callback(self._closers.discard)
+        self._closers.spawn(close_when_done(), name="slack-reply-closer")
 
     async def _on_assistant_thread_started(self, body: dict[str, Any]) -> None:
         thread = (body.get("event") or {}).get("assistant_thread") or {}
