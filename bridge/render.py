@@ -19,13 +19,12 @@ from bridge.backends.events import Source
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
 from bridge.safety import safe_sources
 from bridge.splitting import Fence, plan_split, split_message
-from bridge.surface import ReplySurface
+from bridge.surface import EditKind, ReplySurface
 
 __all__ = [
     "FAILURE_NOTICE",
     "INTERRUPTED_NOTICE",
     "ReplyRenderer",
-    "is_status_line",
     "split_message",
     "status_line",
 ]
@@ -53,13 +52,6 @@ def status_line(status: str) -> str:
     """How progress ("Thinking…", a queue notice) is drawn while no answer text exists:
     one italic line (a backend's multi-line reason text is folded onto it)."""
     return f"_{' '.join(status.split())}_"
-
-
-def is_status_line(text: str) -> bool:
-    """Whether `text` has the shape `status_line` draws. Surfaces that can only append
-    (Slack native streams) hold such lines back instead of streaming them; an answer
-    that merely looks like one is held for one edit interval, nothing worse."""
-    return len(text) > 1 and text.startswith("_") and text.endswith("_") and "\n" not in text
 
 
 class ReplyRenderer:
@@ -126,7 +118,7 @@ class ReplyRenderer:
         """Post the placeholder right away, before the backend has said anything."""
         if status:
             self._status = status
-        if not await self._call(self._streaming_parts()):
+        if not await self._call(self._streaming_parts(), EditKind.STATUS):
             self._dirty.set()
         self._ensure_flusher()
 
@@ -151,7 +143,7 @@ class ReplyRenderer:
         block = self._surface.render_sources(kept) if kept else ""
         if not shown.strip() and not block:
             shown = EMPTY_ANSWER
-        await self._conclude(shown + block)
+        await self._conclude(shown + block, EditKind.FINAL)
 
     async def fail(self, reason: str, partial_text: str | None = None) -> None:
         """End with the partial text (default: what streamed so far) and a warning line."""
@@ -165,9 +157,9 @@ class ReplyRenderer:
         partial = partial_text if partial_text else "".join(self._chunks)
         neutralize = self._surface.neutralize
         if partial.strip():
-            await self._conclude(f"{neutralize(partial)}\n\n{neutralize(notice)}")
+            await self._conclude(f"{neutralize(partial)}\n\n{neutralize(notice)}", EditKind.NOTICE)
         else:
-            await self._conclude(neutralize(notice))
+            await self._conclude(neutralize(notice), EditKind.NOTICE)
 
     # Streaming ---------------------------------------------------------------------
 
@@ -196,7 +188,8 @@ class ReplyRenderer:
             )
             self._dirty.clear()
             has_text = bool(self._chunks)
-            if await self._call(self._streaming_parts()):
+            kind = _live_kind(has_text=has_text, text_shown=text_shown)
+            if await self._call(self._streaming_parts(), kind):
                 text_shown = text_shown or has_text
             else:
                 self._dirty.set()
@@ -226,7 +219,7 @@ class ReplyRenderer:
 
     # Ending -----------------------------------------------------------------------
 
-    async def _conclude(self, display: str) -> None:
+    async def _conclude(self, display: str, kind: EditKind) -> None:
         """The final edit: stop the flusher (letting an in-flight call finish, so edits
         stay in order), then bring every message to `split_message(display)` at once."""
         if self._ended:
@@ -240,7 +233,7 @@ class ReplyRenderer:
             if self._error is not None:
                 break
             await self._wait_turn(self._blocked_until)
-            if await self._call(parts):
+            if await self._call(parts, kind):
                 break
         else:
             log.error("final reply text not delivered after %d rate limits", MAX_FINAL_ATTEMPTS)
@@ -267,8 +260,9 @@ class ReplyRenderer:
 
     # Platform calls ---------------------------------------------------------------
 
-    async def _call(self, parts: list[str]) -> bool:
-        """Make the platform show `parts`, editing only messages that changed.
+    async def _call(self, parts: list[str], kind: EditKind) -> bool:
+        """Make the platform show `parts`, editing only messages that changed; every
+        post and edit of the call is of `kind`.
 
         Returns False when a 429 interrupted it (interval lengthened, retry due after
         `Retry-After`) or the platform refused for good (`platform_error` set).
@@ -279,10 +273,10 @@ class ReplyRenderer:
                 if index < len(self._shown):
                     if self._shown[index] == text:
                         continue
-                    await self._surface.edit(self._ids[index], text)
+                    await self._surface.edit(self._ids[index], text, kind=kind)
                     self._shown[index] = text
                 else:
-                    message_id = await self._surface.post(text)
+                    message_id = await self._surface.post(text, kind=kind)
                     self._ids.append(message_id)
                     self._shown.append(text)
                     self._announce(message_id)
@@ -314,6 +308,14 @@ class ReplyRenderer:
             self._on_message(message_id)
         except Exception:
             log.exception("on_message callback failed")
+
+
+def _live_kind(*, has_text: bool, text_shown: bool) -> EditKind:
+    """The kind of a streaming call: a status line until answer text exists, then the
+    first words once, then progress."""
+    if not has_text:
+        return EditKind.STATUS
+    return EditKind.PROGRESS if text_shown else EditKind.FIRST_WORDS
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from bridge.backends.events import Source
@@ -21,9 +22,9 @@ class SurfaceLimits:
         max_message_chars: longest text one message may hold (Slack markdown 12,000;
             Discord 2,000); the renderer splits beyond it.
         min_edit_interval: seconds between two edits of one reply.
-        streaming_marker: appended while streaming and removed by the final edit (a
-            surface may rely on that to recognise the final edit); empty for surfaces
-            that show their own progress.
+        streaming_marker: appended to live text (kinds `FIRST_WORDS` and `PROGRESS`)
+            when it fits, never to other kinds; empty for surfaces that show their own
+            progress.
     """
 
     max_message_chars: int
@@ -31,12 +32,28 @@ class SurfaceLimits:
     streaming_marker: str = " ▌"
 
 
+class EditKind(StrEnum):
+    """What a `post` or `edit` is, as only the renderer knows: surfaces pace and order
+    calls by it (a status line and an answer that looks like one differ only here).
+
+    `FIRST_WORDS` and `PROGRESS` are live text that a later call replaces; `FINAL` and
+    `NOTICE` end the answer (a surface never drops them).
+    """
+
+    STATUS = "status"  # the placeholder or a status line: no answer text yet
+    FIRST_WORDS = "first_words"  # the first answer text, replacing the placeholder
+    PROGRESS = "progress"  # more streamed text, or a part split off while streaming
+    FINAL = "final"  # the authoritative answer with its sources
+    NOTICE = "notice"  # an ending with a warning (failed, interrupted) or a one-line notice
+
+
 class ReplySurface(Protocol):
     """Where one answer is drawn: a thread, a DM, an interaction, a terminal.
 
     `post` and `edit` raise `bridge.errors.PlatformRateLimited` on a 429 the platform
     client did not absorb itself, and `bridge.errors.PlatformError` when the platform
-    refuses for good (deleted channel, missing permission).
+    refuses for good (deleted channel, missing permission). Each call says what it is
+    (`kind`); a surface may pace or order calls by kind but never guesses it from text.
     """
 
     limits: SurfaceLimits
@@ -47,11 +64,11 @@ class ReplySurface(Protocol):
         `post`. Stored so a later process can edit the reply (crash recovery)."""
         ...
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, kind: EditKind) -> str:
         """Post a new message in the reply location; return its id (Slack ts, Discord id)."""
         ...
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
         """Replace the text of a message this surface posted."""
         ...
 

@@ -11,12 +11,11 @@ from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.render import (
     INTERRUPTED_NOTICE,
     ReplyRenderer,
-    is_status_line,
     split_message,
     status_line,
 )
 from bridge.safety import markdown_sources_block, neutralize_discord, safe_sources
-from bridge.surface import SurfaceLimits
+from bridge.surface import EditKind, SurfaceLimits
 from bridge.testing.clock import FakeClock, ScriptedSurface, settle
 
 GUARD = 10.0  # seconds: only a hang would reach it; never a speed assertion
@@ -92,10 +91,10 @@ async def test_final_edit_waits_for_the_edit_in_flight() -> None:
     gate = asyncio.Event()
     plain_edit = surface.edit
 
-    async def slow_edit(message_id: str, text: str) -> None:
+    async def slow_edit(message_id: str, text: str, *, kind: EditKind) -> None:
         if not gate.is_set():
             await gate.wait()
-        await plain_edit(message_id, text)
+        await plain_edit(message_id, text, kind=kind)
 
     surface.edit = slow_edit  # type: ignore[method-assign]
     await renderer.start()
@@ -251,22 +250,36 @@ async def test_marker_is_removed_by_final_edit(marker: str) -> None:
     assert surface.messages["m1"] == "abc"
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("_Thinking…_", True),
-        ("_Queued — waiting…_", True),
-        ("Hello", False),
-        ("_a_\n_b_", False),
-        ("_", False),
-        ("_emphasis_ then more", False),
-    ],
-)
-def test_status_lines_are_recognisable(text: str, expected: bool) -> None:
-    assert is_status_line(text) is expected
-    if expected:
-        assert status_line(text[1:-1]) == text
-    assert is_status_line(status_line("Reading\n\nthe docs"))
+def test_status_lines_fold_onto_one_italic_line() -> None:
+    assert status_line("Reading\n\nthe docs") == "_Reading the docs_"
+
+
+async def test_every_call_says_what_it_is() -> None:
+    """Surfaces pace by kind, never by text: an answer that looks like a status line
+    (`_No._`) is still first words and then the final."""
+    clock, surface, renderer = make(interval=1.0)
+    await renderer.start()
+    await renderer.status("Searching the docs")
+    await clock.advance(1.0)
+    await renderer.append("_No._")
+    await clock.advance(1.0)
+    await renderer.append(" Never.")
+    await clock.advance(1.0)
+    await renderer.finish("_No._")
+    assert surface.kinds == [
+        EditKind.STATUS,
+        EditKind.STATUS,
+        EditKind.FIRST_WORDS,
+        EditKind.PROGRESS,
+        EditKind.FINAL,
+    ]
+
+
+async def test_endings_with_a_warning_are_notices() -> None:
+    _, surface, renderer = make()
+    await renderer.start()
+    await renderer.fail("the backend timed out")
+    assert surface.kinds == [EditKind.STATUS, EditKind.NOTICE]
 
 
 async def test_an_ending_cancelled_mid_call_can_still_be_drawn() -> None:
@@ -279,7 +292,7 @@ async def test_an_ending_cancelled_mid_call_can_still_be_drawn() -> None:
     entered = asyncio.Event()
     plain_edit = surface.edit
 
-    async def hanging_edit(message_id: str, text: str) -> None:
+    async def hanging_edit(message_id: str, text: str, *, kind: EditKind) -> None:
         surface.edit = plain_edit  # type: ignore[method-assign]  # only the final edit hangs
         entered.set()
         await asyncio.Event().wait()
@@ -314,11 +327,11 @@ async def test_a_progress_edit_in_flight_cannot_land_after_the_interruption() ->
     release = asyncio.Event()
     plain_edit = surface.edit
 
-    async def slow_edit(message_id: str, text: str) -> None:
+    async def slow_edit(message_id: str, text: str, *, kind: EditKind) -> None:
         if "▌" in text:  # the flusher's progress edit: held until released
             entered.set()
             await release.wait()
-        await plain_edit(message_id, text)
+        await plain_edit(message_id, text, kind=kind)
 
     surface.edit = slow_edit  # type: ignore[method-assign]
     await renderer.append("partial answer")

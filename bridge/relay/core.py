@@ -26,7 +26,7 @@ from bridge.relay.record import Outcome, TurnBook, TurnRecord
 from bridge.relay.recovery import Recovery
 from bridge.render import DEFAULT_STATUS, ReplyRenderer
 from bridge.store import Store, StoreError, TurnStatus
-from bridge.surface import ReplyEditor, ReplySurface
+from bridge.surface import EditKind, ReplyEditor, ReplySurface
 from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ async def _fail_visibly_or_record(renderer: ReplyRenderer, record: TurnRecord) -
 async def _tell(surface: ReplySurface, text: str) -> None:
     """Post one short message; best effort (the platform may be closing at shutdown)."""
     try:
-        await surface.post(surface.neutralize(text))
+        await surface.post(surface.neutralize(text), kind=EditKind.NOTICE)
         await surface.close()
     except Exception as exc:
         log.warning("could not deliver %r: %s", text[:40], exc)

@@ -7,15 +7,16 @@ Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
 * `StreamSurface` uses `chat.startStream` / `appendStream` / `stopStream`. A stream can
   only grow, so it holds back text that may still be replaced: the placeholder and status
   lines the renderer shows before the answer, the streaming marker (Slack draws its own
-  "still writing" state), and anything not extending what was shown.
+  "still writing" state), and anything not extending what was shown. Which calls are
+  status lines the renderer says (`EditKind.STATUS`); nothing is guessed from text.
   When an edit rewrites streamed text, the stream is stopped and the message is fixed
   with `chat.update`. A reply falls back to `UpdateSurface` behaviour when Slack refuses
   the stream or the Tier 2 `chat.startStream` budget is spent, so answers never queue
   behind stream starts.
 
-Edits take their turn in the workspace budget by `Priority`, read from the renderer's
-text (`edit_priority`): first words, then finals, then progress, which gives up after one
-edit interval rather than delay the answer's final edit behind a stale one.
+Edits take their turn in the workspace budget by `Priority`, from the kind the renderer
+gives each call (`edit_priority`): first words, then finals, then progress, which gives
+up after one edit interval rather than delay the answer's final edit behind a stale one.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from typing import Any, Literal
 
 from bridge.backends.events import Source
 from bridge.errors import PlatformRateLimited
-from bridge.render import is_status_line
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE, Priority
-from bridge.surface import SurfaceLimits
+from bridge.surface import EditKind, SurfaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,19 @@ def message_fields(text: str) -> dict[str, Any]:
     return {"text": shown, "blocks": [{"type": "markdown", "text": shown}]}
 
 
-def edit_priority(text: str, *, answered: bool, marker: str) -> Priority:
-    """How urgent an edit of a message is, read from the text the renderer sends.
+EDIT_PRIORITY: dict[EditKind, Priority] = {
+    EditKind.STATUS: Priority.PROGRESS,
+    EditKind.FIRST_WORDS: Priority.FIRST_TEXT,
+    EditKind.PROGRESS: Priority.PROGRESS,
+    EditKind.FINAL: Priority.FINAL,
+    EditKind.NOTICE: Priority.FINAL,
+}
 
-    `ReplySurface.edit` does not say which edit is the last, but the text does: the
-    first text that is not a status line replaces the placeholder (the first words);
-    after that the renderer ends live text with the streaming `marker` and its final
-    edit drops it (`SurfaceLimits`). Status lines are progress, so an answer that looks
-    like one (a single italic line) merely waits its turn as progress.
-    """
-    if not answered:
-        return Priority.PROGRESS if is_status_line(text) else Priority.FIRST_TEXT
-    return Priority.PROGRESS if marker and text.endswith(marker) else Priority.FINAL
+
+def edit_priority(kind: EditKind) -> Priority:
+    """How urgent a call is in the workspace budget: status lines and progress only
+    make an answer update less often when skipped, endings never are."""
+    return EDIT_PRIORITY[kind]
 
 
 class NativeStreaming:
@@ -159,14 +160,12 @@ class UpdateSurface:
         self.limits = SurfaceLimits(
             max_message_chars=MAX_MESSAGE_CHARS, min_edit_interval=edit_interval
         )
-        # Messages showing answer text, not a placeholder or status line.
-        self._answered: set[str] = set()
 
     @property
     def channel(self) -> str:
         return self._target.channel
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, kind: EditKind) -> str:
         response = await self._api.call(
             "chat.postMessage",
             team_id=self._target.team_id,
@@ -176,11 +175,9 @@ class UpdateSurface:
             unfurl_media=False,
             **message_fields(text),
         )
-        message_id = str(response["ts"])
-        self._shown(message_id, text)
-        return message_id
+        return str(response["ts"])
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
         """Budgeted `chat.update`. A progress edit waits for a token at most one edit
         interval, then raises `BudgetBusy`: by then the renderer has newer text, and the
         answer's final edit must not queue behind a stale one (the renderer sends it only
@@ -191,21 +188,15 @@ class UpdateSurface:
             budget=UPDATE,
             channel=self._target.channel,
             ts=message_id,
-            **self._turn(message_id, text),
+            **self._turn(kind),
             **message_fields(text),
         )
-        self._shown(message_id, text)
 
-    def _turn(self, message_id: str, text: str) -> dict[str, Any]:
-        """`priority` and `patience` for the budgeted call that shows `text`."""
-        answered = message_id in self._answered
-        priority = edit_priority(text, answered=answered, marker=self.limits.streaming_marker)
+    def _turn(self, kind: EditKind) -> dict[str, Any]:
+        """`priority` and `patience` for a budgeted call of `kind`."""
+        priority = edit_priority(kind)
         patience = self.limits.min_edit_interval if priority is Priority.PROGRESS else math.inf
         return {"priority": priority, "patience": patience}
-
-    def _shown(self, message_id: str, text: str) -> None:
-        if not is_status_line(text):
-            self._answered.add(message_id)
 
     def neutralize(self, text: str) -> str:
         return neutralize_slack(text)
@@ -240,10 +231,10 @@ class StreamSurface(UpdateSurface):
         self._native = native
         self._open: dict[str, _Stream] = {}
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, kind: EditKind) -> str:
         target = self._target
         if target.thread_ts is None or not self._native.wanted(target):
-            return await super().post(text)
+            return await super().post(text, kind=kind)
         await self._stop_all()  # a new part means the earlier ones are sealed
         try:
             response = await self._api.try_call(
@@ -261,21 +252,21 @@ class StreamSurface(UpdateSurface):
             self._native.refused(target, exc.error)
             response = None
         if response is None:
-            return await super().post(text)
+            return await super().post(text, kind=kind)
         message_id = str(response["ts"])
-        self._open[message_id] = _Stream(latest=self._unmarked(text))
+        self._open[message_id] = _Stream(latest=self._unmarked(text, kind))
         return message_id
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
         stream = self._open.get(message_id)
         if stream is None:
-            await super().edit(message_id, text)
+            await super().edit(message_id, text, kind=kind)
             return
-        streamed = stream.latest = self._unmarked(text)
-        if not stream.committed and is_status_line(text):
-            return  # progress, not answer text: a stream can only grow, so it waits
+        streamed = stream.latest = self._unmarked(text, kind)
+        if kind is EditKind.STATUS:
+            return  # not answer text: a stream can only grow, so status lines wait
         if not streamed.startswith(stream.committed):
-            await self._rewrite(message_id, text)
+            await self._rewrite(message_id, text, kind)
             return
         suffix = streamed[len(stream.committed) :]
         if suffix:
@@ -285,18 +276,20 @@ class StreamSurface(UpdateSurface):
                     STREAM,
                     ts=message_id,
                     markdown_text=suffix,
-                    **self._turn(message_id, text),
+                    **self._turn(kind),
                 )
             except SlackCallError as exc:
                 log.warning("appendStream failed (%s); finishing with chat.update", exc.error)
-                await self._rewrite(message_id, text)
+                await self._rewrite(message_id, text, kind)
                 return
             stream.committed = streamed
-            self._answered.add(message_id)
 
-    def _unmarked(self, text: str) -> str:
-        """`text` as a stream shows it: Slack draws its own "still writing" state."""
-        return text.removesuffix(self.limits.streaming_marker)
+    def _unmarked(self, text: str, kind: EditKind) -> str:
+        """`text` as a stream shows it: Slack draws its own "still writing" state, so the
+        marker the renderer puts on live text (`SurfaceLimits`) is left off."""
+        if kind in (EditKind.FIRST_WORDS, EditKind.PROGRESS):
+            return text.removesuffix(self.limits.streaming_marker)
+        return text
 
     async def close(self) -> None:
         """Stop every open stream, showing the last text it was given."""
@@ -310,25 +303,25 @@ class StreamSurface(UpdateSurface):
         stream = self._open[message_id]
         latest = stream.latest if stream.latest.strip() else BLANK_TEXT
         if not latest.startswith(stream.committed):
-            await self._rewrite(message_id, latest)
+            await self._rewrite(message_id, latest, EditKind.FINAL)
             return
         suffix = latest[len(stream.committed) :]
         try:
             await self._end_stream(message_id, suffix or None)
         except SlackCallError as exc:
             log.warning("stopStream failed (%s); finishing with chat.update", exc.error)
-            await self._rewrite(message_id, latest)
+            await self._rewrite(message_id, latest, EditKind.FINAL)
             return
         del self._open[message_id]
 
-    async def _rewrite(self, message_id: str, text: str) -> None:
+    async def _rewrite(self, message_id: str, text: str, kind: EditKind) -> None:
         """Leave streaming for this message: stop the stream, then replace its text."""
         self._open.pop(message_id, None)
         try:
             await self._end_stream(message_id)
         except SlackCallError as exc:
             log.debug("stopStream before rewrite failed: %s", exc.error)
-        await super().edit(message_id, text)
+        await super().edit(message_id, text, kind=kind)
 
     async def _end_stream(self, message_id: str, markdown_text: str | None = None) -> None:
         """chat.stopStream, waiting out 429s (each pauses the stop budget for Retry-After).

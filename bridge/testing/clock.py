@@ -9,6 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from bridge.errors import BridgeError
+from bridge.surface import EditKind
 from bridge.testing.recording_surface import RecordingSurface
 
 
@@ -59,13 +60,13 @@ class ScriptedSurface(RecordingSurface):
     failures: list[BridgeError] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, kind: EditKind) -> str:
         self._maybe_fail()
-        return await super().post(text)
+        return await super().post(text, kind=kind)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
         self._maybe_fail()
-        await super().edit(message_id, text)
+        await super().edit(message_id, text, kind=kind)
 
     def _maybe_fail(self) -> None:
         if self.clock is not None:

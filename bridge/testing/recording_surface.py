@@ -1,7 +1,8 @@
 """An in-memory `ReplySurface` that records every call, for tests of the relay.
 
 It behaves like a platform that accepts everything; tests read `messages` (id → text)
-and `calls` to assert what a person would have seen and how many API calls it took.
+and `calls` to assert what a person would have seen and how many API calls it took, and
+`kinds` (one per call) for what the renderer said each call was.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bridge.backends.events import Source
 from bridge.safety import markdown_sources_block, neutralize_discord
-from bridge.surface import SurfaceLimits
+from bridge.surface import EditKind, SurfaceLimits
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RecordingSurface:
     )
     messages: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    kinds: list[EditKind] = field(default_factory=list)
     closed: bool = False
 
     @property
@@ -34,15 +36,17 @@ class RecordingSurface:
         """Everything shown, messages joined in order."""
         return "\n".join(self.messages.values())
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, kind: EditKind) -> str:
         message_id = f"m{len(self.messages) + 1}"
         self.messages[message_id] = text
         self.calls.append(("post", message_id, text))
+        self.kinds.append(kind)
         return message_id
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
         self.messages[message_id] = text
         self.calls.append(("edit", message_id, text))
+        self.kinds.append(kind)
 
     def neutralize(self, text: str) -> str:
         return neutralize_discord(text)

@@ -22,12 +22,15 @@ from bridge.slack.surface import (
     edit_priority,
     slack_sources_block,
 )
+from bridge.surface import EditKind
 from bridge.testing.fake_slack import FakeSlack
 
 THREAD = ReplyTarget(team_id="T0FAKE", channel="C1", thread_ts="100.1", user_id="U1")
 DM_THREAD = ReplyTarget(team_id="T0FAKE", channel="D1", thread_ts="200.1", user_id="U1")
 # Stream starts and stops refill at once, so a 429's pause is the only wait.
 QUICK_EDGES = SlackRates(stream_edge_per_minute=6000, stream_edge_burst=20)
+STATUS, FIRST_WORDS, PROGRESS = EditKind.STATUS, EditKind.FIRST_WORDS, EditKind.PROGRESS
+FINAL, NOTICE = EditKind.FINAL, EditKind.NOTICE
 
 
 @pytest.fixture
@@ -57,8 +60,8 @@ async def test_update_surface_posts_markdown_without_unfurls_and_edits(
     slack: FakeSlack, api: SlackApi
 ) -> None:
     surface = UpdateSurface(api, THREAD, edit_interval=0.05)
-    ts = await surface.post("_Thinking…_")
-    await surface.edit(ts, "**Bold** answer")
+    ts = await surface.post("_Thinking…_", kind=STATUS)
+    await surface.edit(ts, "**Bold** answer", kind=FINAL)
     await surface.close()
 
     message = slack.messages[ts]
@@ -77,11 +80,13 @@ async def test_stream_surface_holds_the_placeholder_and_streams_only_extensions(
 ) -> None:
     surface = stream_surface(api)
     marker = surface.limits.streaming_marker
-    ts = await surface.post("_Thinking…_")
-    await surface.edit(ts, "_Searching…_")  # status replaces status: nothing shown
-    await surface.edit(ts, "Hello world" + marker)  # the first answer text streams at once
-    await surface.edit(ts, "Hello world, and more." + marker)
-    await surface.edit(ts, "Hello world, and more.")  # the final edit: nothing new
+    ts = await surface.post("_Thinking…_", kind=STATUS)
+    await surface.edit(ts, "_Searching…_", kind=STATUS)  # status replaces status: nothing shown
+    await surface.edit(
+        ts, "Hello world" + marker, kind=FIRST_WORDS
+    )  # the first answer text streams at once
+    await surface.edit(ts, "Hello world, and more." + marker, kind=PROGRESS)
+    await surface.edit(ts, "Hello world, and more.", kind=FINAL)  # the final edit: nothing new
     await surface.close()
 
     start = slack.calls_to("chat.startStream")[0].params
@@ -102,11 +107,11 @@ async def test_rewriting_streamed_text_stops_the_stream_and_updates(
     slack: FakeSlack, api: SlackApi
 ) -> None:
     surface = stream_surface(api)
-    ts = await surface.post("")
-    await surface.edit(ts, "Draft text")
-    await surface.edit(ts, "Draft text that grows")
-    await surface.edit(ts, "Authoritative final text")  # not an extension
-    await surface.edit(ts, "Authoritative final text, edited again")
+    ts = await surface.post("", kind=STATUS)
+    await surface.edit(ts, "Draft text", kind=FIRST_WORDS)
+    await surface.edit(ts, "Draft text that grows", kind=PROGRESS)
+    await surface.edit(ts, "Authoritative final text", kind=FINAL)  # not an extension
+    await surface.edit(ts, "Authoritative final text, edited again", kind=FINAL)
     await surface.close()
 
     message = slack.messages[ts]
@@ -119,7 +124,7 @@ async def test_text_only_posted_is_shown_when_the_surface_closes(
     slack: FakeSlack, api: SlackApi
 ) -> None:
     surface = stream_surface(api)
-    ts = await surface.post("Sorry, I'm not enabled here.")
+    ts = await surface.post("Sorry, I'm not enabled here.", kind=NOTICE)
     assert slack.messages[ts].text == ""
     await surface.close()
     await surface.close()  # idempotent
@@ -129,11 +134,11 @@ async def test_text_only_posted_is_shown_when_the_surface_closes(
 
 async def test_a_new_part_seals_the_previous_stream(slack: FakeSlack, api: SlackApi) -> None:
     surface = stream_surface(api)
-    first = await surface.post("")
-    await surface.edit(first, "Part one")
-    await surface.edit(first, "Part one, complete.")
-    second = await surface.post("Part two")
-    await surface.edit(second, "Part two, complete.")
+    first = await surface.post("", kind=STATUS)
+    await surface.edit(first, "Part one", kind=FIRST_WORDS)
+    await surface.edit(first, "Part one, complete.", kind=FINAL)
+    second = await surface.post("Part two", kind=FINAL)
+    await surface.edit(second, "Part two, complete.", kind=FINAL)
     await surface.close()
     assert slack.messages[first].text == "Part one, complete."
     assert not slack.messages[first].streaming
@@ -146,15 +151,15 @@ async def test_auto_falls_back_to_update_and_remembers_the_workspace(
     slack.streaming_supported = False
     native = NativeStreaming("auto")
     surface = stream_surface(api, native)
-    ts = await surface.post("_Thinking…_")
-    await surface.edit(ts, "Answer")
+    ts = await surface.post("_Thinking…_", kind=STATUS)
+    await surface.edit(ts, "Answer", kind=FINAL)
     await surface.close()
     assert slack.messages[ts].text == "Answer"
     assert len(slack.calls_to("chat.startStream")) == 1
 
     again = stream_surface(api, native)
-    ts2 = await again.post("_Thinking…_")
-    await again.edit(ts2, "Second answer")
+    ts2 = await again.post("_Thinking…_", kind=STATUS)
+    await again.edit(ts2, "Second answer", kind=FINAL)
     assert slack.messages[ts2].text == "Second answer"
     assert len(slack.calls_to("chat.startStream")) == 1  # not tried again
 
@@ -165,12 +170,12 @@ async def test_streaming_refused_in_channels_is_remembered_for_channels_only(
     slack.stream_start_error = "channel_type_not_supported"
     native = NativeStreaming("auto")
     for text in ("one", "two"):
-        ts = await stream_surface(api, native).post(text)
+        ts = await stream_surface(api, native).post(text, kind=FINAL)
         assert slack.messages[ts].text == text
     assert len(slack.calls_to("chat.startStream")) == 1
 
     slack.stream_start_error = None
-    dm_ts = await stream_surface(api, native, DM_THREAD).post("_Thinking…_")
+    dm_ts = await stream_surface(api, native, DM_THREAD).post("_Thinking…_", kind=STATUS)
     assert slack.messages[dm_ts].streaming
     assert len(slack.calls_to("chat.startStream")) == 2
 
@@ -182,7 +187,7 @@ async def test_a_refused_stream_start_falls_back_for_that_reply_only(
     unknown_user = ReplyTarget(team_id="T0FAKE", channel="C1", thread_ts="100.1", user_id="")
     for _ in range(2):
         surface = stream_surface(api, native, unknown_user)
-        ts = await surface.post("Answer")
+        ts = await surface.post("Answer", kind=FINAL)
         await surface.close()
         assert slack.messages[ts].text == "Answer"
         assert not slack.messages[ts].streaming
@@ -192,10 +197,10 @@ async def test_a_refused_stream_start_falls_back_for_that_reply_only(
 
 async def test_when_stream_starts_run_out_replies_use_updates(slack: FakeSlack) -> None:
     api = budgeted_api(slack, SlackRates(stream_edge_per_minute=1, stream_edge_burst=1))
-    streamed = await stream_surface(api).post("one")
+    streamed = await stream_surface(api).post("one", kind=STATUS)
     surface = stream_surface(api)
-    posted = await surface.post("two")
-    await surface.edit(posted, "two, edited")
+    posted = await surface.post("two", kind=STATUS)
+    await surface.edit(posted, "two, edited", kind=FINAL)
     assert slack.messages[streamed].streaming
     assert not slack.messages[posted].streaming
     assert slack.messages[posted].text == "two, edited"
@@ -204,8 +209,8 @@ async def test_when_stream_starts_run_out_replies_use_updates(slack: FakeSlack) 
 
 async def test_a_rate_limited_stop_is_retried_after_retry_after(slack: FakeSlack) -> None:
     surface = stream_surface(budgeted_api(slack, QUICK_EDGES))
-    ts = await surface.post("")
-    await surface.edit(ts, "Final answer")
+    ts = await surface.post("", kind=STATUS)
+    await surface.edit(ts, "Final answer", kind=FINAL)
     slack.rate_limit("chat.stopStream", nth=1, retry_after=0.2)
     await surface.close()
 
@@ -220,10 +225,10 @@ async def test_a_rewrite_waits_out_a_rate_limited_stop_before_updating(
     slack: FakeSlack,
 ) -> None:
     surface = stream_surface(budgeted_api(slack, QUICK_EDGES))
-    ts = await surface.post("")
-    await surface.edit(ts, "Draft")
+    ts = await surface.post("", kind=STATUS)
+    await surface.edit(ts, "Draft", kind=FIRST_WORDS)
     slack.rate_limit("chat.stopStream", nth=1, retry_after=0.2)
-    await surface.edit(ts, "Rewritten")
+    await surface.edit(ts, "Rewritten", kind=FINAL)
     await surface.close()
 
     assert slack.messages[ts].text == "Rewritten"
@@ -236,7 +241,7 @@ async def test_native_mode_keeps_trying_each_answer(slack: FakeSlack, api: Slack
     native = NativeStreaming("native")
     for _ in range(2):
         surface = stream_surface(api, native)
-        ts = await surface.post("x")
+        ts = await surface.post("x", kind=STATUS)
         assert slack.messages[ts].text == "x"
     assert len(slack.calls_to("chat.startStream")) == 2
 
@@ -252,11 +257,11 @@ def test_update_mode_and_top_level_dms_never_stream(api: SlackApi) -> None:
 
 async def test_429_becomes_platform_rate_limited(slack: FakeSlack, api: SlackApi) -> None:
     surface = UpdateSurface(api, THREAD, edit_interval=0.05)
-    ts = await surface.post("one")
+    ts = await surface.post("one", kind=STATUS)
     slack.rate_limit("chat.update", nth=1, retry_after=3)
     before = PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get()
     with pytest.raises(PlatformRateLimited) as caught:
-        await surface.edit(ts, "two")
+        await surface.edit(ts, "two", kind=FINAL)
     assert caught.value.retry_after == 3.0
     assert PLATFORM_RATE_LIMITED.labels(platform="slack")._value.get() == before + 1
     assert slack.messages[ts].text == "one"
@@ -265,7 +270,7 @@ async def test_429_becomes_platform_rate_limited(slack: FakeSlack, api: SlackApi
 async def test_refusals_become_platform_errors(slack: FakeSlack, api: SlackApi) -> None:
     surface = UpdateSurface(api, THREAD, edit_interval=0.05)
     with pytest.raises(PlatformError, match="message_not_found"):
-        await surface.edit("999.999", "text")
+        await surface.edit("999.999", "text", kind=FINAL)
 
 
 def test_sources_are_markdown_links_that_cannot_break_out() -> None:
@@ -286,14 +291,12 @@ def test_source_titles_cannot_ping() -> None:
     assert "<!channel>" not in block and "<@U1>" not in block and "@here" not in block
 
 
-def test_edit_priority_is_read_from_the_renderers_text() -> None:
-    marker = " ▌"
-    assert edit_priority("_Thinking…_", answered=False, marker=marker) is Priority.PROGRESS
-    assert edit_priority("Hello ▌", answered=False, marker=marker) is Priority.FIRST_TEXT
-    assert edit_priority("Hello, world ▌", answered=True, marker=marker) is Priority.PROGRESS
-    assert edit_priority("Hello, world.", answered=True, marker=marker) is Priority.FINAL
-    assert edit_priority("⚠️ failed", answered=False, marker=marker) is Priority.FIRST_TEXT
-    assert edit_priority("Hello, world.", answered=True, marker="") is Priority.FINAL
+def test_edit_priority_comes_from_the_kind_the_renderer_gives() -> None:
+    assert edit_priority(EditKind.STATUS) is Priority.PROGRESS
+    assert edit_priority(EditKind.FIRST_WORDS) is Priority.FIRST_TEXT
+    assert edit_priority(EditKind.PROGRESS) is Priority.PROGRESS
+    assert edit_priority(EditKind.FINAL) is Priority.FINAL
+    assert edit_priority(EditKind.NOTICE) is Priority.FINAL
 
 
 async def test_first_words_then_finals_then_progress_share_the_update_budget(
@@ -303,13 +306,15 @@ async def test_first_words_then_finals_then_progress_share_the_update_budget(
     api = budgeted_api(slack, SlackRates(update_per_minute=200, update_burst=1))
     surface = UpdateSurface(api, THREAD, edit_interval=5.0)  # progress waits long enough
     marker = surface.limits.streaming_marker
-    streaming, finishing, waiting = [await surface.post(text) for text in ("A", "B", "_Q…_")]
-    await surface.edit(streaming, "A1" + marker)  # spends the only token
+    streaming, finishing, waiting = [
+        await surface.post(text, kind=STATUS) for text in ("A", "B", "_Q…_")
+    ]
+    await surface.edit(streaming, "A1" + marker, kind=FIRST_WORDS)  # spends the only token
 
     await asyncio.gather(
-        surface.edit(streaming, "A12" + marker),
-        surface.edit(finishing, "B, final"),
-        surface.edit(waiting, "C" + marker),
+        surface.edit(streaming, "A12" + marker, kind=PROGRESS),
+        surface.edit(finishing, "B, final", kind=FINAL),
+        surface.edit(waiting, "C" + marker, kind=FIRST_WORDS),
     )
     shown = [call.params["text"] for call in slack.calls_to("chat.update")]
     assert shown == ["A1" + marker, "C" + marker, "B, final", "A12" + marker]
@@ -321,12 +326,12 @@ async def test_a_progress_edit_gives_up_after_one_interval_and_sends_nothing(
     api = budgeted_api(slack, SlackRates(update_per_minute=120, update_burst=1))
     surface = UpdateSurface(api, THREAD, edit_interval=0.05)
     marker = surface.limits.streaming_marker
-    first, second = await surface.post("one"), await surface.post("two")
-    await surface.edit(first, "one, more" + marker)  # spends the only token
-    final = asyncio.create_task(surface.edit(second, "two, final"))
+    first, second = await surface.post("one", kind=STATUS), await surface.post("two", kind=STATUS)
+    await surface.edit(first, "one, more" + marker, kind=FIRST_WORDS)  # spends the only token
+    final = asyncio.create_task(surface.edit(second, "two, final", kind=FINAL))
     await asyncio.sleep(0)  # the final edit waits for the next token (0.5 s)
     with pytest.raises(BudgetBusy):
-        await surface.edit(first, "one, more and more" + marker)
+        await surface.edit(first, "one, more and more" + marker, kind=PROGRESS)
     await final
     assert slack.messages[first].history == ["one", "one, more" + marker]
     assert slack.messages[second].text == "two, final"
@@ -340,13 +345,18 @@ async def test_fallback_replies_show_the_marker_and_finals_overtake_progress(
     streaming = StreamSurface(api, THREAD, edit_interval=5.0, native=NativeStreaming("auto"))
     finishing = stream_surface(api)
     marker = streaming.limits.streaming_marker
-    first, second = await streaming.post("one"), await finishing.post("two")
-    await streaming.edit(first, "one, more" + marker)  # fallback replies are marked
-    await finishing.edit(second, "two, more" + marker)  # the burst is spent
+    first, second = (
+        await streaming.post("one", kind=STATUS),
+        await finishing.post("two", kind=STATUS),
+    )
+    await streaming.edit(
+        first, "one, more" + marker, kind=FIRST_WORDS
+    )  # fallback replies are marked
+    await finishing.edit(second, "two, more" + marker, kind=FIRST_WORDS)  # the burst is spent
 
     await asyncio.gather(
-        streaming.edit(first, "one, more and more" + marker),
-        finishing.edit(second, "two, final"),
+        streaming.edit(first, "one, more and more" + marker, kind=PROGRESS),
+        finishing.edit(second, "two, final", kind=FINAL),
     )
     shown = [call.params["text"] for call in slack.calls_to("chat.update")]
     assert shown[-2:] == ["two, final", "one, more and more" + marker]
