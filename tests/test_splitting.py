@@ -1,8 +1,13 @@
-"""split_message / plan_split: limits, exact re-join, balanced fences, stable prefixes."""
+"""split_message / plan_split: limits, exact re-join, balanced fences, stable prefixes.
+
+Fence balance is judged by `fence_oracle` (written from the CommonMark spec), never by
+the splitter's own `fence_state`.
+"""
 
 from __future__ import annotations
 
 import pytest
+from fence_oracle import balanced, open_fence_at_end
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,10 +54,6 @@ def markdown(draw: st.DrawFn) -> str:
 
 limits = st.integers(min_value=40, max_value=400)
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def balanced(text: str) -> bool:
-    return fence_state(text, 0, len(text), None) is None
 
 
 def check_plan(text: str, limit: int) -> list[str]:
@@ -144,3 +145,21 @@ def test_fence_recognition() -> None:
     assert fence_state("    ```py", 0, 9, None) is None  # indented code, not a fence
     assert fence_state("````\n```\n", 0, 9, None) == Fence("````")  # shorter fence is content
     assert fence_state("```a`b", 0, 6, None) is None  # backtick in info: not a fence
+
+
+def test_the_oracle_reads_fences_as_commonmark_does() -> None:
+    assert open_fence_at_end("```py\ncode") == "```"
+    assert balanced("```py\ncode\n```")
+    assert balanced("    ```py")  # four spaces: indented code, not a fence
+    assert balanced("\t```py")  # a tab is four columns too
+    assert open_fence_at_end("````\n```\n") == "````"  # a shorter fence is content
+    assert balanced("```a`b")  # a backtick in the info string: not a fence
+    assert open_fence_at_end("```\n``` not a close") == "```"  # text after: content
+    assert balanced("text\n   ```\ncode\n   ````  ")  # interrupts a paragraph; indented close
+
+
+@FAST
+@given(text=markdown())
+def test_fence_state_agrees_with_the_oracle(text: str) -> None:
+    """The splitter's own scanner, checked against the independent one."""
+    assert (fence_state(text, 0, len(text), None) is None) == balanced(text)

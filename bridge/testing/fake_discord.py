@@ -13,6 +13,11 @@ lists only active (not archived) threads in GUILD_CREATE. A message in an archiv
 unarchives it without a THREAD_UPDATE, so the client sees a channel it has not cached
 (as when that event comes late): `archive_thread` sets this up.
 
+By default it also refuses what Discord refuses (`discord_rules.py`, tests/README.md):
+content over 2,000 characters, an edit sent to the wrong channel or of another user's
+message, a guild action without the permission it needs (`revoke` takes one away), and
+an interaction answered late (after 3 s) or twice.
+
     async with FakeDiscord() as fake:
         settings = load_settings(discord_token="x", discord_api_url=fake.api_url)
         ...
@@ -35,6 +40,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.testing import discord_rules as rules
 from bridge.testing.server import serve_app
 
 _log = logging.getLogger(__name__)
@@ -54,8 +60,6 @@ RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
 MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
 INTERACTION_APPLICATION_COMMAND = 2
-# Every permission bit set: the fake does not model permissions, only injected failures.
-ALL_PERMISSIONS = str((1 << 53) - 1)
 
 Json = dict[str, Any]
 
@@ -154,6 +158,10 @@ class FakeDiscord:
         self.identifies: list[Json] = []
         self.commands: dict[str, list[Json]] = {}
         self._interactions: dict[str, Json] = {}  # token -> interaction state
+        # The bot's permissions in the guild (every bit until a test revokes some), and
+        # how long an interaction may wait for its first response.
+        self.permissions = rules.ALL_PERMISSIONS
+        self.interaction_deadline = rules.INTERACTION_DEADLINE_SECONDS
         self._failures: list[_Failure] = []
         self._pending_events: list[tuple[str, Json]] = []  # sent after the REST handler
         self._sockets: list[web.WebSocketResponse] = []
@@ -238,7 +246,7 @@ class FakeDiscord:
                 {
                     "id": self.guild_id,
                     "name": "@everyone",
-                    "permissions": ALL_PERMISSIONS,
+                    "permissions": str(self.permissions),
                     "position": 0,
                     "color": 0,
                     "hoist": False,
@@ -396,7 +404,7 @@ class FakeDiscord:
             "data": self._command_data(name, options or {}, channel.get("guild_id")),
             "channel_id": channel_id,
             "channel": channel,
-            "app_permissions": ALL_PERMISSIONS,
+            "app_permissions": str(self.permissions),
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {},
@@ -405,11 +413,16 @@ class FakeDiscord:
         if guild_id:
             interaction["guild_id"] = guild_id
             interaction["context"] = 0
-            interaction["member"] = {**self._member(user), "permissions": ALL_PERMISSIONS}
+            interaction["member"] = {**self._member(user), "permissions": str(self.permissions)}
         else:
             interaction["context"] = 1
             interaction["user"] = user
-        self._interactions[token] = {"payload": interaction, "messages": [], "callbacks": []}
+        self._interactions[token] = {
+            "payload": interaction,
+            "messages": [],
+            "callbacks": [],
+            "created": time.monotonic(),
+        }
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
 
@@ -433,6 +446,28 @@ class FakeDiscord:
                     data["guild_id"] = scope
                 break
         return data
+
+    # Strictness: permissions -------------------------------------------------------------
+
+    def revoke(self, *permissions: int) -> None:
+        """Take permissions (`discord_rules` bits) from the bot in the guild, as a server
+        admin would; later guild calls that need one get Discord's 403."""
+        for permission in permissions:
+            self.permissions &= ~permission
+
+    def grant(self, *permissions: int) -> None:
+        for permission in permissions:
+            self.permissions |= permission
+
+    def _permission_refusal(self, channel_id: str, needed: int) -> rules.Refusal | None:
+        """Guild channels and threads need permissions; DMs do not."""
+        if self._guild_of(channel_id) is None:
+            return None
+        return rules.permission_refusal(self.permissions, needed | rules.VIEW_CHANNEL)
+
+    def refused_callbacks(self, token: str) -> list[Json]:
+        """Interaction responses Discord refused (late or a second acknowledgement)."""
+        return list(self._interactions[token].get("refused_callbacks", []))
 
     # Failure injection -----------------------------------------------------------------
 
@@ -555,7 +590,7 @@ class FakeDiscord:
             ("GET", r"/gateway/bot", lambda _b: _json_response(self._gateway_bot())),
             ("GET", r"/gateway", lambda _b: _json_response({"url": self.gateway_url})),
             ("GET", r"/channels/(\d+)", self._get_channel),
-            ("POST", r"/channels/(\d+)/typing", lambda _b, _c: web.Response(status=204)),
+            ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._create_message),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._create_thread),
@@ -608,7 +643,18 @@ class FakeDiscord:
     def _create_message(self, body: Json, channel_id: str) -> Any:
         if channel_id not in self.channels and channel_id not in self.threads:
             return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        in_thread = channel_id in self.threads
+        needed = rules.SEND_MESSAGES_IN_THREADS if in_thread else rules.SEND_MESSAGES
+        if body.get("message_reference"):
+            needed |= rules.READ_MESSAGE_HISTORY
+        refusal = self._permission_refusal(channel_id, needed) or rules.content_refusal(body)
+        if refusal is not None:
+            return refusal.response()
         return _json_response(self._bot_message(channel_id, body))
+
+    def _typing(self, _body: Any, channel_id: str) -> Any:
+        refusal = self._permission_refusal(channel_id, rules.SEND_MESSAGES)
+        return refusal.response() if refusal is not None else web.Response(status=204)
 
     def _update(self, message_id: str, body: Json) -> Any:
         message = self.messages.get(message_id)
@@ -622,13 +668,24 @@ class FakeDiscord:
         message["allowed_mentions"] = body.get("allowed_mentions")
         return _json_response(message)
 
-    def _edit_message(self, body: Json, _channel_id: str, message_id: str) -> Any:
-        return self._update(message_id, body)
+    def _edit_message(self, body: Json, channel_id: str, message_id: str) -> Any:
+        message = self.messages.get(message_id)
+        refusal = rules.edit_refusal(message, channel_id, self.bot["id"])
+        return self._checked_update(message_id, body, refusal)
+
+    def _checked_update(
+        self, message_id: str, body: Json, refusal: rules.Refusal | None = None
+    ) -> Any:
+        refusal = refusal or rules.content_refusal(body)
+        return refusal.response() if refusal is not None else self._update(message_id, body)
 
     def _create_thread(self, body: Json, channel_id: str, message_id: str) -> Any:
         parent = self.channels.get(channel_id)
         if parent is None or parent["type"] != CHANNEL_TEXT:
             return _json_response({"message": "Cannot execute action", "code": 50024}, 400)
+        refusal = self._permission_refusal(channel_id, rules.CREATE_PUBLIC_THREADS)
+        if refusal is not None:
+            return refusal.response()
         thread: Json = {
             "id": message_id,  # Discord reuses the starter message id
             "guild_id": parent["guild_id"],
@@ -682,6 +739,13 @@ class FakeDiscord:
         state = self._interactions.get(token)
         if state is None or state["payload"]["id"] != interaction_id:
             return _json_response({"message": "Unknown interaction", "code": 10062}, 404)
+        age = time.monotonic() - state["created"]
+        refusal = rules.interaction_refusal(
+            age, len(state["callbacks"]), self.interaction_deadline
+        ) or rules.content_refusal(body.get("data"))
+        if refusal is not None:
+            state["refused_callbacks"] = [*state.get("refused_callbacks", []), body]
+            return refusal.response()
         state["callbacks"].append(body)
         data = body.get("data") or {}
         flags = int(data.get("flags") or 0)
@@ -727,19 +791,22 @@ class FakeDiscord:
         state = self._interaction_state(token)
         if state is None or not state["messages"]:
             return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
-        return self._update(state["messages"][0], body)
+        return self._checked_update(state["messages"][0], body)
 
     def _followup(self, body: Json, _app: str, token: str) -> Any:
         state = self._interaction_state(token)
         if state is None:
             return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
+        refusal = rules.content_refusal(body)
+        if refusal is not None:
+            return refusal.response()
         return _json_response(self._interaction_message(state, body))
 
     def _edit_followup(self, body: Json, _app: str, token: str, message_id: str) -> Any:
         state = self._interaction_state(token)
         if state is None or message_id not in state["messages"]:
             return _json_response({"message": "Unknown Message", "code": 10008}, 404)
-        return self._update(message_id, body)
+        return self._checked_update(message_id, body)
 
     # Gateway ---------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ seconds gets a 429 with Retry-After (when the oldest counted call leaves the win
 shorter `minute` runs Slack time faster, for benchmarks.
 
 Like Slack, it refuses a call that lacks a required parameter, with the error code Slack
-uses (`REQUIRED_PARAMS`), so a wrong call fails in tests instead of in production.
+uses (`REQUIRED_PARAMS`), so a wrong call fails in tests instead of in production. It
+also refuses, by default, what Slack refuses (see "Strictness" below and tests/README.md):
+channels it does not know, a token sent inside a JSON body, oversized blocks; it cuts
+`text` at Slack's 40,000 characters; its `Retry-After` is whole seconds; and Socket Mode
+envelopes not acknowledged within 3 s are re-delivered (`slack_socket_mode.py`).
 
     async with FakeSlack() as slack:
         settings = load_settings(slack_bot_token=slack.bot_token, slack_api_url=slack.api_url)
@@ -32,13 +36,19 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiohttp import WSMsgType, web
 
 from bridge.testing.server import serve_app
+from bridge.testing.slack_socket_mode import (
+    ACK_TIMEOUT_SECONDS,
+    RETRY_DELAYS_SECONDS,
+    Delivery,
+    EnvelopeDelivery,
+)
 
 # Slack's `markdown` block and streaming `markdown_text` limit.
 MARKDOWN_LIMIT = 12_000
@@ -67,6 +77,23 @@ REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
 # Parameters that may be present but empty (an empty status clears it).
 MAY_BE_EMPTY = frozenset({"status"})
 MAX_SUGGESTED_PROMPTS = 4
+# Strictness: what Slack refuses or changes, with the limits it documents
+# (../shared/PLATFORM-NOTES.md "Text limits"; api.slack.com/methods/chat.postMessage).
+TEXT_LIMIT = 40_000  # Slack truncates `text` beyond this
+SECTION_TEXT_LIMIT = 3_000  # a section block's text
+MAX_BLOCKS = 50  # blocks per message
+# Channels a fresh fake knows; every channel an event is delivered from is added.
+DEFAULT_CHANNELS = ("C1", "D1")
+# Methods whose `channel` (or `channel_id`) must be a channel the workspace has.
+CHANNEL_PARAM = {
+    "chat.postMessage": "channel",
+    "chat.update": "channel",
+    "chat.startStream": "channel",
+    "chat.appendStream": "channel",
+    "chat.stopStream": "channel",
+    "assistant.threads.setStatus": "channel_id",
+    "assistant.threads.setSuggestedPrompts": "channel_id",
+}
 # How long helpers wait for a condition before failing the test.
 DEFAULT_WAIT_SECONDS = 15.0
 RECHECK_SECONDS = 0.05
@@ -133,6 +160,18 @@ class _Refusal(Exception):
         return body
 
 
+def _whole_seconds(seconds: float) -> str:
+    """A Retry-After value as Slack sends it: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
+def _oversized_section(block: Any) -> bool:
+    text = block.get("text") if isinstance(block, dict) else None
+    if not isinstance(text, dict) or block.get("type") != "section":
+        return False
+    return len(str(text.get("text", ""))) > SECTION_TEXT_LIMIT
+
+
 def _check_required(method: str, params: dict[str, Any]) -> None:
     for name, error in REQUIRED_PARAMS.get(method, ()):
         value = params.get(name)
@@ -153,12 +192,18 @@ class FakeSlack:
         bot_id: str = "BBOT",
         tiers: Mapping[str, int] | None = None,
         minute: float = 60.0,
+        channels: Iterable[str] = DEFAULT_CHANNELS,
+        ack_timeout: float = ACK_TIMEOUT_SECONDS,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
     ) -> None:
         """
         Args:
             tiers: calls per `minute` allowed per method (e.g. `{"chat.update": 50}`);
                 methods not listed, and every method when None, are never limited.
             minute: the sliding window's length in seconds.
+            channels: the workspace's channels (events add the ones they come from).
+            ack_timeout, retry_delays: Socket Mode's acknowledgement deadline and the
+                pause before each re-delivery (Slack's by default).
         """
         self.bot_token = bot_token
         self.app_token = app_token
@@ -171,7 +216,8 @@ class FakeSlack:
         self.calls: list[SlackCall] = []
         self.refused: list[tuple[str, str]] = []  # (method, error) of every refused call
         self.messages: dict[str, FakeMessage] = {}
-        self.acks: dict[str, dict[str, Any]] = {}
+        self.channels: set[str] = set(channels)
+        self.truncated: list[str] = []  # ts of messages whose text Slack would have cut
         self._rate_limits: dict[str, tuple[int, float]] = {}
         self._counts: dict[str, int] = {}
         self._tiers = dict(tiers or {})
@@ -182,6 +228,9 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Event()
+        self.socket_mode = EnvelopeDelivery(
+            self._sockets, self._notify, ack_timeout=ack_timeout, retry_delays=retry_delays
+        )
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -194,6 +243,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self.socket_mode.close()
         for socket in list(self._sockets):
             await socket.close()
         if self._runner is not None:
@@ -211,7 +261,8 @@ class FakeSlack:
     # Behaviour switches ----------------------------------------------------------------
 
     def rate_limit(self, method: str, *, nth: int, retry_after: float = 1.0) -> None:
-        """Answer the `nth` call (1-based, counted from now on) of `method` with a 429."""
+        """Answer the `nth` call (1-based, counted from now on) of `method` with a 429
+        (its Retry-After rounded up to whole seconds, as Slack sends it)."""
         self._rate_limits[method] = (self._counts.get(method, 0) + nth, retry_after)
 
     # Inspection ------------------------------------------------------------------------
@@ -247,7 +298,12 @@ class FakeSlack:
     # Events ----------------------------------------------------------------------------
 
     def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-        """Wrap an event the way the Events API does (`event_callback`)."""
+        """Wrap an event the way the Events API does (`event_callback`). The channel it
+        comes from is one the workspace has, from now on."""
+        for holder in (event, event.get("assistant_thread") or {}):
+            for key in ("channel", "channel_id"):
+                if isinstance(holder.get(key), str):
+                    self.channels.add(holder[key])
         return {
             "token": "verification-token-unused",
             "team_id": self.team_id,
@@ -264,19 +320,22 @@ class FakeSlack:
     async def send_event(
         self, payload: dict[str, Any], *, retry_attempt: int = 0, retry_reason: str = ""
     ) -> str:
-        """Deliver an Events API payload over the newest Socket Mode connection."""
+        """Deliver an Events API payload over the newest Socket Mode connection; if it is
+        not acknowledged within the deadline, Slack's re-deliveries follow."""
         await self.wait_until(lambda: bool(self._sockets))
-        envelope_id = uuid.uuid4().hex
-        envelope = {
-            "envelope_id": envelope_id,
-            "payload": payload,
-            "type": "events_api",
-            "accepts_response_payload": False,
-            "retry_attempt": retry_attempt,
-            "retry_reason": retry_reason,
-        }
-        await self._sockets[-1].send_str(json.dumps(envelope))
-        return envelope_id
+        return await self.socket_mode.send(
+            payload, retry_attempt=retry_attempt, retry_reason=retry_reason
+        )
+
+    @property
+    def acks(self) -> dict[str, dict[str, Any]]:
+        """envelope id → the acknowledgement the client sent."""
+        return self.socket_mode.acks
+
+    @property
+    def redeliveries(self) -> list[Delivery]:
+        """Envelopes Slack re-sent because the first was not acknowledged in time."""
+        return self.socket_mode.redeliveries
 
     async def wait_for_ack(self, envelope_id: str, *, within: float = DEFAULT_WAIT_SECONDS) -> None:
         await self.wait_until(lambda: envelope_id in self.acks, within=within)
@@ -299,8 +358,7 @@ class FakeSlack:
                     continue
                 data = json.loads(message.data)
                 if "envelope_id" in data:
-                    self.acks[data["envelope_id"]] = data
-                    self._notify()
+                    self.socket_mode.acknowledged(data["envelope_id"], data)
         finally:
             self._sockets.remove(socket)
         return socket
@@ -310,20 +368,23 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params: dict[str, Any] = dict(request.query)
+        form: Mapping[str, Any] = {}
         if request.content_type == "application/json":
             params.update(await request.json())
         elif request.body_exists:
-            params.update(await request.post())
+            form = await request.post()
+            params.update(form)
         self.calls.append(SlackCall(method, params, dict(request.headers), time.monotonic()))
         self._counts[method] = self._counts.get(method, 0) + 1
         try:
             self._check_rate_limit(method)
             self._check_tier(method)
-            self._check_token(method, request, params)
+            self._check_token(method, request, form)
             handler = self._METHODS.get(method)
             if handler is None:
                 raise _Refusal("unknown_method")
             _check_required(method, params)
+            self._check_channel(method, params)
             result = handler(self, params)
         except _Refusal as refusal:
             self.refused.append((method, refusal.error))
@@ -336,7 +397,7 @@ class FakeSlack:
         limit = self._rate_limits.get(method)
         if limit is not None and self._counts[method] == limit[0]:
             del self._rate_limits[method]
-            raise _Refusal("ratelimited", 429, {"Retry-After": str(limit[1])})
+            raise _Refusal("ratelimited", 429, {"Retry-After": _whole_seconds(limit[1])})
 
     def _check_tier(self, method: str) -> None:
         """Refuse a call over its method's tier in the sliding window; count it otherwise."""
@@ -348,19 +409,36 @@ class FakeSlack:
             recent.popleft()
         if len(recent) >= self._tiers[method]:
             # Rounded up, so a client that waits exactly this long gets through.
-            retry_after = math.ceil((recent[0] + self._minute - now) * 1000) / 1000
-            raise _Refusal("ratelimited", 429, {"Retry-After": f"{retry_after:.3f}"})
+            retry_after = recent[0] + self._minute - now
+            raise _Refusal("ratelimited", 429, {"Retry-After": _whole_seconds(retry_after)})
         recent.append(now)
 
-    def _check_token(self, method: str, request: web.Request, params: dict[str, Any]) -> None:
+    # Strictness ------------------------------------------------------------------------
+
+    def _check_token(self, method: str, request: web.Request, form: Mapping[str, Any]) -> None:
+        """Slack reads the token from the Authorization header, or from a form-encoded
+        body; a `token` inside a JSON body (or the query string) counts as no token."""
         header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() or str(params.get("token", ""))
+        token = header.removeprefix("Bearer ").strip() or str(form.get("token", ""))
         wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if token == wanted:
             return
         if token in (self.app_token, self.bot_token):
             raise _Refusal("not_allowed_token_type")
         raise _Refusal("not_authed" if not token else "invalid_auth")
+
+    def _check_channel(self, method: str, params: dict[str, Any]) -> None:
+        name = CHANNEL_PARAM.get(method)
+        if name is not None and str(params[name]) not in self.channels:
+            raise _Refusal("channel_not_found")
+
+    def _shown(self, message: FakeMessage, params: dict[str, Any]) -> None:
+        """Show the call's text on `message`, cut where Slack cuts it."""
+        text = self._visible_text(params)
+        if len(text) > TEXT_LIMIT:
+            self.truncated.append(message.ts)
+            text = text[:TEXT_LIMIT]
+        message.show(text)
 
     def _next_ts(self) -> str:
         n = next(self._ts)
@@ -378,6 +456,8 @@ class FakeSlack:
         if isinstance(blocks, str):
             blocks = json.loads(blocks)
         if blocks:
+            if len(blocks) > MAX_BLOCKS or any(_oversized_section(b) for b in blocks):
+                raise _Refusal("invalid_blocks")
             texts = [b.get("text", "") for b in blocks if b.get("type") == "markdown"]
             if sum(len(t) for t in texts) > MARKDOWN_LIMIT:
                 raise _Refusal("invalid_blocks")
@@ -416,7 +496,7 @@ class FakeSlack:
             text="",
             unfurl_links=params.get("unfurl_links"),
         )
-        message.show(self._visible_text(params))
+        self._shown(message, params)
         self.messages[message.ts] = message
         return {"channel": message.channel, "ts": message.ts, "message": {"text": message.text}}
 
@@ -424,7 +504,7 @@ class FakeSlack:
         message = self._message(params)
         if message.streaming:
             raise _Refusal("streaming_state_conflict")
-        message.show(self._visible_text(params))
+        self._shown(message, params)
         return {"channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _start_stream(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from bridge.config import load_settings
 from bridge.discord import DiscordAdapter
 from bridge.errors import ConfigError, PlatformError
 from bridge.runtime import Runtime, open_runtime
+from bridge.testing.discord_rules import CREATE_PUBLIC_THREADS
 from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.mock_backend import MockBackend
 
@@ -182,7 +183,7 @@ async def test_without_content_intent_thread_follow_ups_need_a_mention(
 async def test_no_thread_permission_falls_back_to_replies_that_continue(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
-    fake.fail_next("POST", r"/threads$", status=403, code=50013, message="Missing Permissions")
+    fake.revoke(CREATE_PUBLIC_THREADS)
     async with running_bridge(fake, mock, tmp_path):
         question = await fake.user_message(fake.channel_id, "no threads here", mention_bot=True)
         answer = await fake.wait_for(lambda: final_answer(fake, fake.channel_id))
@@ -200,7 +201,7 @@ async def test_no_thread_permission_falls_back_to_replies_that_continue(
 async def test_without_content_intent_an_unpinging_reply_is_not_answered(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
-    fake.fail_next("POST", r"/threads$", status=403, code=50013, message="Missing Permissions")
+    fake.revoke(CREATE_PUBLIC_THREADS)
     async with running_bridge(fake, mock, tmp_path):
         await fake.user_message(fake.channel_id, "no threads here", mention_bot=True)
         answer = await fake.wait_for(lambda: final_answer(fake, fake.channel_id))
@@ -280,6 +281,8 @@ async def test_rate_limited_edit_is_retried_and_the_text_survives(
     assert limited() == before + 1
     patches = fake.requests_to("PATCH", r"^/channels/\d+/messages/\d+$")
     assert edits_counted() - edits_before == len(patches)  # the retried 429 included
+    limited_at, retried_at = patches[1].at, patches[2].at  # the 2nd PATCH got the 429
+    assert retried_at - limited_at >= 0.3  # nothing was sent before retry_after passed
 
 
 async def test_bot_messages_are_ignored(
@@ -393,6 +396,41 @@ async def test_mention_in_a_channel_not_allowed_is_refused_without_a_thread(
     assert not backend_questions(mock)
 
 
+async def test_a_mention_in_a_server_not_allowed_is_refused_without_a_thread(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path, bridge_allowed_guilds="123456789"):
+        await fake.user_message(fake.channel_id, "may I?", mention_bot=True)
+        (refusal,) = await fake.wait_for(lambda: fake.bot_messages_in(fake.channel_id))
+        dm = fake.dm_channel(fake.alice)
+        await fake.user_message(dm, "and here?")  # DMs belong to no server: answered
+        await fake.wait_for(lambda: final_answer(fake, dm))
+
+    assert "not enabled here" in refusal["content"]
+    assert not fake.threads
+    assert [q["question"] for q in backend_questions(mock)] == ["and here?"]
+
+
+async def test_a_user_not_allowed_is_refused_in_dms_and_servers(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    allowed = fake.bob["id"]
+    async with running_bridge(fake, mock, tmp_path, bridge_allowed_users=allowed):
+        dm = fake.dm_channel(fake.alice)
+        await fake.user_message(dm, "alice asks")
+        (dm_refusal,) = await fake.wait_for(lambda: fake.bot_messages_in(dm))
+        await fake.user_message(fake.channel_id, "alice again", mention_bot=True)
+        (refusal,) = await fake.wait_for(lambda: fake.bot_messages_in(fake.channel_id))
+        bob_dm = fake.dm_channel(fake.bob)
+        await fake.user_message(bob_dm, "bob asks", author=fake.bob)
+        await fake.wait_for(lambda: final_answer(fake, bob_dm))
+
+    assert "not enabled here" in dm_refusal["content"]
+    assert "not enabled here" in refusal["content"]
+    assert not fake.threads
+    assert [q["question"] for q in backend_questions(mock)] == ["bob asks"]
+
+
 async def test_reset_command_in_a_thread(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
@@ -457,7 +495,7 @@ async def test_reply_to_a_slash_answer_after_a_restart_continues_its_conversatio
 async def test_reply_to_a_later_part_of_a_long_plain_answer_after_a_restart_continues(
     fake: FakeDiscord, mock: MockBackend, tmp_path: Path
 ) -> None:
-    fake.fail_next("POST", r"/threads$", status=403, code=50013, message="Missing Permissions")
+    fake.revoke(CREATE_PUBLIC_THREADS)
     async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
         await fake.user_message(fake.channel_id, "[mock:long] everything", mention_bot=True)
         await fake.wait_for(lambda: fake.bot_messages_in(fake.channel_id))

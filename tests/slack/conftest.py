@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import pytest
 
 from bridge.config import Settings, load_settings
@@ -132,18 +133,29 @@ async def _running_bridge(
     *,
     backend: str = "wonderchat",
     rates: SlackRates | None = None,
+    session: aiohttp.ClientSession | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Bridge]:
-    """Start fake Slack, mock backend, runtime and the Slack adapter; stop them after."""
+    """Start fake Slack, mock backend, runtime and the Slack adapter; stop them after.
+
+    `session` replaces the runtime's for Slack calls (a test that traces them). A test
+    that passes checks that bolt acknowledged every envelope within Slack's 3 s: the
+    fake re-delivers late ones, as Slack does.
+    """
     async with FakeSlack() as slack, MockBackend(delay=MOCK_DELAY) as mock:
         settings = bridge_settings(slack, mock, tmp_path, backend, **overrides)
         async with open_runtime(settings) as runtime:
             adapter = SlackAdapter(
-                settings, runtime.relay, session=runtime.session, rates=rates or FAST_RATES
+                settings,
+                runtime.relay,
+                session=session or runtime.session,
+                rates=rates or FAST_RATES,
             )
             await adapter.start()
             try:
                 yield Bridge(slack, mock, adapter, settings, runtime.relay)
+                assert not slack.socket_mode.late_acks, "an envelope was acknowledged late"
+                assert not slack.redeliveries, "an envelope went unacknowledged"
             finally:
                 await runtime.relay.drain(5.0)
                 await adapter.stop()
@@ -151,7 +163,12 @@ async def _running_bridge(
 
 class StartBridge(Protocol):
     def __call__(
-        self, *, backend: str = ..., rates: SlackRates | None = ..., **overrides: Any
+        self,
+        *,
+        backend: str = ...,
+        rates: SlackRates | None = ...,
+        session: aiohttp.ClientSession | None = ...,
+        **overrides: Any,
     ) -> AbstractAsyncContextManager[Bridge]: ...
 
 

@@ -4,9 +4,12 @@ wrong call from the adapter fails in tests. Driven by the real slack_sdk client.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -90,10 +93,17 @@ async def test_stream_calls_need_their_message_and_text(
 
 
 async def test_dm_streams_need_no_recipient_and_status_may_be_cleared(
-    client: AsyncWebClient,
+    slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    await client.chat_startStream(channel="D1", thread_ts="1.0")
-    await client.assistant_threads_setStatus(channel_id="D1", thread_ts="1.0", status="")
+    started = await client.chat_startStream(channel="D1", thread_ts="1.0")
+    cleared = await client.assistant_threads_setStatus(channel_id="D1", thread_ts="1.0", status="")
+
+    assert started["ok"] and cleared["ok"]
+    message = slack.messages[started["ts"]]
+    assert (message.channel, message.thread_ts, message.streaming) == ("D1", "1.0", True)
+    [status] = slack.calls_to("assistant.threads.setStatus")
+    assert status.params["status"] == ""
+    assert not slack.refused
 
 
 @pytest.mark.parametrize(
@@ -132,7 +142,7 @@ async def test_tiers_limit_each_method_per_minute_with_retry_after() -> None:
 
     assert caught.value.response.status_code == 429
     assert caught.value.response["error"] == "ratelimited"
-    assert 0 < float(caught.value.response.headers["Retry-After"]) <= 60
+    assert caught.value.response.headers["Retry-After"] in {str(n) for n in range(1, 61)}
     assert slack.messages[posted["ts"]].text == "edit 1"
     assert slack.refused == [("chat.update", "ratelimited")]
 
@@ -147,3 +157,105 @@ async def test_the_tier_window_slides_so_a_call_after_retry_after_succeeds() -> 
         await client.chat_postMessage(channel="C1", text="after the window")
 
     assert [m.text for m in slack.messages.values()] == ["first", "after the window"]
+
+
+# Strictness: what Slack refuses by default -------------------------------------------
+
+
+async def test_a_channel_the_workspace_does_not_have_is_refused(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    params = {"channel": "C404", "text": "hello"}
+    assert await refusal(client, "chat.postMessage", params) == "channel_not_found"
+    status = {"channel_id": "D404", "thread_ts": "1.0", "status": "is thinking…"}
+    assert await refusal(client, "assistant.threads.setStatus", status) == "channel_not_found"
+
+    slack.event_body({"type": "app_mention", "channel": "C404", "user": "U1", "ts": "1.0"})
+    posted = await client.chat_postMessage(**params)  # an event came from it: it exists
+    assert slack.messages[posted["ts"]].channel == "C404"
+
+
+async def test_a_token_inside_a_json_body_is_no_token(slack: FakeSlack) -> None:
+    """slack_sdk always moves the token to the header; a hand-made call may not."""
+    params = {"channel": "C1", "text": "x", "token": slack.bot_token}
+    url = slack.api_url + "chat.postMessage"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=params) as in_json:
+            assert (await in_json.json())["error"] == "not_authed"
+        async with session.post(url, data=params) as in_form:  # form-encoded: read
+            assert (await in_form.json())["ok"]
+    assert [m.text for m in slack.messages.values()] == ["x"]
+
+
+async def test_text_beyond_40000_characters_is_cut_and_oversized_blocks_refused(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="y" * 40_001)
+    assert len(slack.messages[posted["ts"]].text) == 40_000
+    assert slack.truncated == [posted["ts"]]
+
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "z" * 3_001}}
+    params = {"channel": "C1", "text": "z", "blocks": [section]}
+    assert await refusal(client, "chat.postMessage", params) == "invalid_blocks"
+    markdown = {"type": "markdown", "text": "m" * 12_001}
+    update = {"channel": "C1", "ts": posted["ts"], "text": "m", "blocks": [markdown]}
+    assert await refusal(client, "chat.update", update) == "invalid_blocks"
+
+
+async def test_retry_after_is_whole_seconds(slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.rate_limit("chat.postMessage", nth=1, retry_after=0.3)
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel="C1", text="x")
+    assert caught.value.response.headers["Retry-After"] == "1"
+
+
+async def socket_mode_client(
+    slack: FakeSlack, session: aiohttp.ClientSession
+) -> aiohttp.ClientWebSocketResponse:
+    """A bare Socket Mode connection that acknowledges only what the test says."""
+    socket = await session.ws_connect(f"ws://127.0.0.1:{slack.port}/link/")
+    hello = await socket.receive_json()
+    assert hello["type"] == "hello"
+    return socket
+
+
+async def test_an_unacknowledged_envelope_is_redelivered_until_slack_gives_up() -> None:
+    async with (
+        FakeSlack(ack_timeout=0.2, retry_delays=(0.0, 0.1)) as slack,
+        aiohttp.ClientSession() as session,
+    ):
+        socket = await socket_mode_client(slack, session)
+        body = slack.event_body({"type": "app_mention", "channel": "C1", "ts": "1.0"})
+        first_id = await slack.send_event(body)
+        envelopes = [await socket.receive_json(timeout=5) for _ in range(3)]
+        await slack.wait_until(lambda: not slack.socket_mode._watchers)
+
+    assert [e["envelope_id"] == first_id for e in envelopes] == [True, False, False]
+    assert [(e["retry_attempt"], e["retry_reason"]) for e in envelopes] == [
+        (0, ""),
+        (1, "timeout"),
+        (2, "timeout"),
+    ]
+    assert {e["payload"]["event_id"] for e in envelopes} == {body["event_id"]}
+    assert len(slack.socket_mode.deliveries) == 3  # two retries, then no more
+    for earlier, later in itertools.pairwise(slack.socket_mode.deliveries):
+        assert later.at - earlier.at >= 0.2  # each waited out the acknowledgement deadline
+
+
+async def test_an_acknowledged_envelope_is_not_redelivered_and_a_late_ack_is_noted() -> None:
+    async with (
+        FakeSlack(ack_timeout=0.2, retry_delays=(0.5,)) as slack,
+        aiohttp.ClientSession() as session,
+    ):
+        socket = await socket_mode_client(slack, session)
+        on_time = await slack.send_event(slack.event_body({"type": "app_mention"}))
+        await socket.send_json({"envelope_id": on_time})
+        await slack.wait_for_ack(on_time)
+        late = await slack.send_event(slack.event_body({"type": "app_mention"}))
+        await slack.wait_until(lambda: time.monotonic() - slack.socket_mode.deliveries[-1].at > 0.3)
+        await socket.send_json({"envelope_id": late})
+        await slack.wait_for_ack(late)
+        await slack.wait_until(lambda: not slack.socket_mode._watchers)
+
+    assert slack.socket_mode.late_acks == [late]
+    assert len(slack.socket_mode.deliveries) == 2 and not slack.redeliveries

@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
+from fence_oracle import balanced
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import PLATFORM_RATE_LIMITED
 from bridge.slack.adapter import RESET_TEXT, THINKING_STATUS
 from bridge.slack.budget import SlackRates
+from bridge.slack.surface import MAX_MESSAGE_CHARS
 
 if TYPE_CHECKING:
     from conftest import StartBridge
@@ -253,25 +257,46 @@ async def test_backend_text_cannot_ping(running_bridge: StartBridge) -> None:
         assert "javascript:" not in reply.text and "data:text" not in reply.text
 
 
+def departures(method: str) -> tuple[aiohttp.TraceConfig, list[float]]:
+    """A trace that notes when each call of `method` leaves the client (aiohttp's own
+    hook, before any network or server delay), and the list it fills."""
+    stamps: list[float] = []
+
+    async def on_request_start(
+        _session: aiohttp.ClientSession, _context: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        if params.url.path.endswith("/" + method):
+            stamps.append(time.monotonic())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    return trace, stamps
+
+
 async def test_twenty_simultaneous_answers_share_the_workspace_budget(
     running_bridge: StartBridge,
 ) -> None:
+    """Counted when calls leave the bridge: counted on arrival, a stall of the shared
+    event loop would bunch calls that left on time (the race this test once had)."""
     rates = SlackRates(update_per_minute=600, update_burst=4)  # 10/s, bursts of 4
-    async with running_bridge(
-        slack_streaming="update", rates=rates, bridge_max_concurrency=32
-    ) as bridge:
+    trace, stamps = departures("chat.update")
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as session,
+        running_bridge(
+            slack_streaming="update", rates=rates, session=session, bridge_max_concurrency=32
+        ) as bridge,
+    ):
         events = [bridge.mention(f"question {n}", channel=f"C{n}") for n in range(20)]
         await asyncio.gather(*(bridge.deliver(event) for event in events))
         for n, event in enumerate(events):
             [reply] = await bridge.answered(f"C{n}", event["event"]["ts"])
             assert f"question {n}" in reply.text and SOURCE_URL in reply.text
 
-        stamps = sorted(call.at for call in bridge.slack.calls_to("chat.update"))
-        assert len(stamps) >= 20
-        window = 1.0
-        busiest = max(sum(1 for t in stamps if start <= t < start + window) for start in stamps)
-        # burst + rate × window, plus one for a token that refilled at the window's edge
-        assert busiest <= 4 + 10 + 1, busiest
+    assert len(stamps) == len(bridge.slack.calls_to("chat.update")) >= 20
+    window = 1.0
+    busiest = max(sum(1 for t in stamps if start <= t < start + window) for start in stamps)
+    # burst + rate × window, plus one for a token that refilled at the window's edge
+    assert busiest <= 4 + 10 + 1, busiest
 
 
 async def test_edit_message_replaces_old_replies_even_mid_stream(
@@ -342,3 +367,42 @@ async def test_slack_variables_in_the_environment_do_not_confuse_bolt(
             assert "still answered" in reply.text
     assert not [r for r in caplog.records if r.name.startswith("slack_bolt")]
     assert os.environ["SLACK_CLIENT_ID"] == "111.222"  # restored after construction
+
+
+async def test_a_user_not_in_the_allow_list_is_refused_visibly(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge(bridge_allowed_users="U1") as bridge:
+        refused = bridge.mention("may I?", user="U2")
+        await bridge.deliver(refused)
+        [reply] = await bridge.answered("C1", refused["event"]["ts"])
+        allowed = bridge.mention("and me?", user="U1")
+        await bridge.deliver(allowed)
+        [answer] = await bridge.answered("C1", allowed["event"]["ts"])
+
+    assert "not enabled here" in reply.text
+    assert "and me?" in answer.text
+    assert [r.json["question"] for r in bridge.mock.requests] == ["and me?"]
+
+
+@pytest.mark.parametrize("streaming", ["update", "native"])
+async def test_a_long_answer_is_split_into_messages_with_balanced_fences(
+    running_bridge: StartBridge, streaming: str
+) -> None:
+    async with running_bridge(slack_streaming=streaming) as bridge:
+        event = bridge.mention("[mock:long] everything please")
+        await bridge.deliver(event)
+        await bridge.slack.wait_until(lambda: bool(bridge.mock.requests))
+        await bridge.relay.drain(30.0)  # the whole answer, however many parts
+        parts = bridge.slack.replies("C1", event["event"]["ts"])
+
+    assert len(parts) >= 2  # > 20,000 characters, at most 12,000 per Slack message
+    for part in parts:
+        assert len(part.text) <= MAX_MESSAGE_CHARS and not part.streaming
+        assert balanced(part.text), part.text[-200:]
+        assert "▌" not in part.text
+    joined = "\n".join(part.text for part in parts)
+    for n in (1, 18, 36):
+        assert f"## Part {n} (turn 1)" in joined
+    assert SOURCE_URL in parts[-1].text
+    assert not bridge.slack.truncated and not bridge.slack.refused
