@@ -1,4 +1,4 @@
-"""Command line: `bridge run|serve|demo|ask|check|migrate|mock-backend|discord-invite`.
+"""Command line: `bridge run|serve|demo|ask|check|migrate|report|mock-backend|discord-invite`.
 
 Each command's work lives in the module that owns it; this file only parses arguments,
 loads settings and turns `ConfigError` into one readable line and exit code 2.
@@ -61,6 +61,13 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.report import run_report
+
+    print(asyncio.run(run_report(settings, args.since, args.format)), end="")
+    return 0
+
+
 def _cmd_mock_backend(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.testing.mock_backend import serve_forever
 
@@ -106,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("check", _cmd_check, "validate configuration and test every credential")
     add("migrate", _cmd_migrate, "create or upgrade the database schema")
+    report = add(
+        "report",
+        _cmd_report,
+        "questions, outcomes, times, votes and hand-offs per platform and channel",
+    )
+    report.add_argument(
+        "--since", default="7d", help="period start: 30m, 24h, 7d, 2w or a date (default 7d)"
+    )
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
     mock = add("mock-backend", _cmd_mock_backend, "run the mock Wonderchat + Widget backend")
     mock.add_argument("--host", default="127.0.0.1")

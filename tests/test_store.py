@@ -225,6 +225,8 @@ async def test_postgres_migrates_to_the_same_version_idempotently(postgres_url: 
         "reply_messages",
         "owners",
         "schema_migrations",
+        "feedback",
+        "handoffs",
     }
 
 

@@ -23,6 +23,7 @@ from bridge.store.base import (
     is_postgres_url,
     parse_database_url,
 )
+from bridge.store.quality import ReportData, ReportTurn, Vote, VoteValue
 from bridge.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -32,11 +33,15 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "UNFINISHED",
     "Conversation",
+    "ReportData",
+    "ReportTurn",
     "SQLiteStore",
     "Store",
     "StoreError",
     "Turn",
     "TurnStatus",
+    "Vote",
+    "VoteValue",
     "is_postgres_url",
     "migrate_database",
     "open_store",

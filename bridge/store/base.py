@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bridge.errors import ConfigError, StoreError
 from bridge.model import Question, ThreadKey
+from bridge.store.quality import QualityRecords
 
 MEMORY = ":memory:"
 
@@ -81,8 +82,9 @@ class Turn:
         return self.thread.platform
 
 
-class Store(Protocol):
-    """What the relay needs from storage, on SQLite or Postgres."""
+class Store(QualityRecords, Protocol):
+    """What the relay needs from storage, on SQLite or Postgres; votes, hand-offs and
+    report rows come from `QualityRecords`."""
 
     async def get_conversation(self, thread: ThreadKey) -> Conversation | None:
         """The conversation this thread continues, or None for a new thread."""
@@ -124,8 +126,10 @@ class Store(Protocol):
         answer_text: str | None = None,
         first_text_ms: int | None = None,
         total_ms: int | None = None,
+        sources: Sequence[str] | None = None,
     ) -> bool:
-        """Change the given fields of a turn; False when there is no such turn."""
+        """Change the given fields of a turn (`sources`: the URLs the answer showed);
+        False when there is no such turn."""
         ...
 
     async def interrupt_turn(self, platform: str, event_id: str, reason: str) -> bool:

@@ -18,6 +18,12 @@ import asyncpg
 
 from bridge.errors import StoreError
 from bridge.store.base import check_schema_version
+from bridge.store.quality import (
+    ACTIVE_HANDOFF_INDEX_SQL,
+    FEEDBACK_SCHEMA_SQL,
+    HANDOFFS_SCHEMA_SQL,
+    VOTES_BY_TIME_INDEX_SQL,
+)
 from bridge.store.sql import SQLStore, Statement
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,16 @@ MIGRATIONS: list[str] = [
         stopped BOOLEAN NOT NULL DEFAULT FALSE
     );
     """,
+    # 4: votes and hand-offs (the statements are shared with SQLite), answer sources.
+    ";\n".join(
+        (
+            FEEDBACK_SCHEMA_SQL,
+            HANDOFFS_SCHEMA_SQL,
+            ACTIVE_HANDOFF_INDEX_SQL,
+            VOTES_BY_TIME_INDEX_SQL,
+            "ALTER TABLE turns ADD COLUMN sources TEXT",
+        )
+    ),
 ]
 
 

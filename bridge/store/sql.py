@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from bridge.errors import StoreError
 from bridge.model import Question, ThreadKey
 from bridge.store.base import MAX_ERROR_CHARS, UNFINISHED, Conversation, Turn, TurnStatus
+from bridge.store.quality import QualityStore, sources_json
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -65,7 +66,7 @@ def _thread_params(thread: ThreadKey) -> tuple[str, str, str, str]:
     return (thread.platform, thread.workspace, thread.channel, thread.thread)
 
 
-class SQLStore(ABC):
+class SQLStore(QualityStore, ABC):
     """`Store` in SQL; subclasses run the statements on their database.
 
     Message text is private: `question_text` / `answer_text` are dropped here unless
@@ -187,6 +188,7 @@ class SQLStore(ABC):
         answer_text: str | None = None,
         first_text_ms: int | None = None,
         total_ms: int | None = None,
+        sources: Sequence[str] | None = None,
     ) -> bool:
         """Only the fields given (not None) change; `updated_at` always moves. New reply
         ids are indexed in the same transaction: the index never disagrees with the turn."""
@@ -200,6 +202,7 @@ class SQLStore(ABC):
             "error": error[:MAX_ERROR_CHARS] if error is not None else None,
             "first_text_ms": first_text_ms,
             "total_ms": total_ms,
+            "sources": sources_json(sources) if sources is not None else None,
         }
         if self.store_text:
             fields.update(question_text=question_text, answer_text=answer_text)

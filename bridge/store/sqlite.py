@@ -22,6 +22,12 @@ import sqlite_utils
 
 from bridge.errors import StoreError
 from bridge.store.base import MEMORY, check_schema_version
+from bridge.store.quality import (
+    ACTIVE_HANDOFF_INDEX_SQL,
+    FEEDBACK_SCHEMA_SQL,
+    HANDOFFS_SCHEMA_SQL,
+    VOTES_BY_TIME_INDEX_SQL,
+)
 from bridge.store.sql import SQLStore, Statement
 
 log = logging.getLogger(__name__)
@@ -142,12 +148,24 @@ def _v3_turn_owners(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_feedback_and_handoffs(db: sqlite_utils.Database) -> None:
+    """Votes on answers and hand-offs to a person (issue #13), plus the sources each
+    answer showed (a JSON list of URLs), so a vote is stored with what it judged and
+    `bridge report` can count answers without sources. Older turns keep NULL sources."""
+    db.execute(FEEDBACK_SCHEMA_SQL)
+    db.execute(HANDOFFS_SCHEMA_SQL)
+    db.execute(ACTIVE_HANDOFF_INDEX_SQL)
+    db.execute(VOTES_BY_TIME_INDEX_SQL)
+    db.table("turns").add_column("sources", str)
+
+
 # Version N is MIGRATIONS[N - 1]. Append only: a released step never changes, because
 # databases in the field have already run it. Postgres has the same numbered steps.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_reply_messages,
     _v3_turn_owners,
+    _v4_feedback_and_handoffs,
 ]
 
 
