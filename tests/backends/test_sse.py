@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -237,6 +240,106 @@ def test_every_two_way_split_gives_the_encoded_events(
 def test_byte_by_byte_gives_the_encoded_events(stream: tuple[bytes, list[SSEEvent]]) -> None:
     raw, expected = stream
     assert _parse([raw[i : i + 1] for i in range(len(raw))]) == expected
+
+
+# --- Property: any soup of lines, split anywhere, parses as the rules read whole. ---
+
+# The shapes the fast path takes (runs of alike blocks) mixed with everything that must
+# make it step aside: other types, ids, retry, comments, colon forms, multi-line data,
+# stray blank lines, every line ending, invalid and split UTF-8, a BOM.
+_TOKENS = st.sampled_from(
+    [
+        "event: message\ndata: {}\n\n",
+        "event: chunk\ndata: x\n\n",
+        "data: a\n\n",
+        "data: b\r\n\r\n",
+        "event: \ndata: e\n\n",
+        "event:  sp\ndata:  two\n\n",
+        "event: message\n",
+        "data: ",
+        "data:x",
+        "data",
+        "id: 7\n",
+        "id\n",
+        "id: a\x00\n",
+        "retry: 250\n",
+        ": c\n",
+        "é☕",
+        "\n",
+        "\r",
+        "\r\n",
+        "\ufeff",
+    ]
+).map(str.encode) | st.sampled_from([b"\xff", b"\xe2\x98", b"\xef\xbb\xbf"])
+
+
+def _rules(raw: bytes) -> list[SSEEvent]:
+    """The WHATWG rules applied to a whole stream at once (plus the liberal close)."""
+    text = raw.decode("utf-8", "replace").removeprefix("\ufeff")
+    events: list[SSEEvent] = []
+    kind, data, last_id, retry = "", [], None, None
+    for line in [*re.split("\r\n|\r|\n", text), ""]:
+        if not line:
+            if data:
+                events.append(SSEEvent(kind or "message", "\n".join(data), last_id, retry))
+            kind, data, retry = "", [], None
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if line.startswith(":"):
+            continue
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            kind = value
+        elif name == "id" and "\0" not in value:
+            last_id = value or None
+        elif name == "retry" and re.fullmatch("[0-9]{1,10}", value):
+            retry = int(value)
+    return events
+
+
+@settings(max_examples=400, deadline=None)
+@given(tokens=st.lists(_TOKENS, max_size=40), data=st.data())
+def test_any_line_soup_split_anywhere_follows_the_rules(tokens: list[bytes], data) -> None:
+    raw = b"".join(tokens)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(raw)), max_size=8)))
+    chunks = [raw[a:b] for a, b in itertools.pairwise([0, *cuts, len(raw)])]
+    assert _parse(chunks) == _rules(raw)
+
+
+def test_long_runs_of_alike_events_in_any_read_size() -> None:
+    """The backends' shapes, many events per read, with reads cut at every offset."""
+    widget = b"".join(b'event: message\ndata: {"n": %d}\n\n' % n for n in range(300))
+    openai = b"".join(b"data: %d\n\n" % n for n in range(300))
+    for raw, kind in ((widget, "message"), (openai, "message")):
+        expected = _rules(raw)
+        assert len(expected) == 300 and {event.event for event in expected} == {kind}
+        for size in (1, 7, 64, 1400, len(raw)):
+            assert _parse([raw[i : i + size] for i in range(0, len(raw), size)]) == expected
+
+
+def test_importing_the_parser_loads_only_the_standard_library() -> None:
+    """Tools and tests load the parser without the HTTP stack (aiohttp, settings, metrics)."""
+    code = (
+        "import sys; before = set(sys.modules); import bridge.backends.sse; "
+        "print(*sorted(set(sys.modules) - before))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = {"bridge", "bridge.backends", "bridge.backends.sse", "bridge.errors"}
+    others = [
+        name
+        for name in loaded
+        if name not in ours and name.partition(".")[0].lstrip("_") not in _stdlib()
+    ]
+    assert "bridge.backends.sse" in loaded
+    assert others == []
+
+
+def _stdlib() -> set[str]:
+    return {name.lstrip("_") for name in sys.stdlib_module_names}
 
 
 # --- Size cap and cost. ---
