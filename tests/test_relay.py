@@ -16,6 +16,7 @@ from bridge.errors import PlatformError
 from bridge.model import Question, ThreadKey
 from bridge.relay import Outcome, Relay
 from bridge.relay.admission import PRUNE_MIN_USERS, RATE_WINDOW_SECONDS, RateLimiter
+from bridge.relay.dispatch import CONVERSATION_LOST_NOTICE
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
 from bridge.store import Store, Turn, TurnStatus, open_store
@@ -117,10 +118,34 @@ async def test_conversation_survives_restart(mock: MockBackend, tmp_path: Path) 
     settings = make_settings(mock, tmp_path, "wonderchat")
     async with open_runtime(settings) as rt:
         await rt.relay.answer(question("first", "E1"), RecordingSurface())
+        stored = await rt.store.get_conversation(THREAD)
+    assert stored is not None and stored.conversation_id
+    surface = RecordingSurface()
     async with open_runtime(settings) as rt:
-        await rt.relay.answer(question("second", "E2"), RecordingSurface())
-    first_id = sent_conversation_ids(mock)[1]
-    assert first_id is not None
+        await rt.relay.answer(question("second", "E2"), surface)
+
+    assert sent_conversation_ids(mock) == [None, stored.conversation_id]
+    assert "turn 2 of this conversation" in surface.text  # the backend continued it
+
+
+async def test_a_conversation_the_backend_forgot_starts_over_and_says_so(
+    runtime: Runtime, mock: MockBackend
+) -> None:
+    await runtime.relay.answer(question("first", "E1"), RecordingSurface())
+    old = await runtime.store.get_conversation(THREAD)
+    assert old is not None
+    mock.forget_conversations()  # expired at the backend
+
+    surface = RecordingSurface()
+    assert await runtime.relay.answer(question("second", "E2"), surface) is Outcome.DONE
+    new = await runtime.store.get_conversation(THREAD)
+    await runtime.relay.answer(question("third", "E3"), RecordingSurface())
+
+    assert surface.text.startswith(CONVERSATION_LOST_NOTICE)
+    assert "turn 1 of this conversation" in surface.text
+    assert new is not None and new.conversation_id != old.conversation_id
+    # refused with the old id, asked again without, then continued with the new one
+    assert sent_conversation_ids(mock) == [None, old.conversation_id, None, new.conversation_id]
 
 
 async def test_duplicate_event_is_answered_once(runtime: Runtime, mock: MockBackend) -> None:
@@ -150,9 +175,8 @@ async def test_two_questions_in_one_thread_run_in_order(
 
 async def test_other_threads_run_concurrently(runtime: Runtime, mock: MockBackend) -> None:
     other = ThreadKey(platform="slack", workspace="T1", channel="C1", thread="other")
-    mock.enqueue("stall")
-    stalled = runtime.relay.submit(question("stuck", "E1"), RecordingSurface())
-    await asyncio.sleep(0.05)
+    stalled = runtime.relay.submit(question("stuck [mock:stall]", "E1"), RecordingSurface())
+    await wait_until(lambda: mock.requests)  # the stalled answer holds its thread
     outcome = await asyncio.wait_for(
         runtime.relay.answer(question("quick", "E2", thread=other), RecordingSurface()), 10
     )
@@ -225,7 +249,7 @@ async def test_backend_pings_are_neutralized(runtime: Runtime, mock: MockBackend
 async def test_drain_interrupts_what_does_not_finish(runtime: Runtime, mock: MockBackend) -> None:
     surface = RecordingSurface()
     task = runtime.relay.submit(question("[mock:stall]", "E1"), surface)
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: mock.requests)
     await runtime.relay.drain(0.1)
     assert task.done()
     assert "interrupted" in surface.text

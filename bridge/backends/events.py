@@ -27,6 +27,17 @@ class ConversationStarted:
 
 
 @dataclass(frozen=True)
+class ConversationLost:
+    """The backend did not know the conversation we asked it to continue (expired,
+    deleted, or kept by another deployment); the answer that follows starts a new one.
+
+    `detail` is the backend's refusal, a safe excerpt for logs.
+    """
+
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """A piece of answer text to append."""
 
@@ -82,6 +93,7 @@ class AnswerFailed:
 
 AnswerEvent = (
     ConversationStarted
+    | ConversationLost
     | TextDelta
     | StatusUpdate
     | SourcesFound

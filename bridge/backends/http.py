@@ -28,6 +28,7 @@ from bridge.backends.events import (
     TERMINAL_EVENTS,
     AnswerEvent,
     AnswerFailed,
+    ConversationLost,
     ConversationStarted,
     Source,
     TextDelta,
@@ -65,6 +66,11 @@ class BackendBusy(BackendUnavailable):
     """HTTP 429: retried after the backend's `Retry-After`."""
 
 
+class BackendRefused(BackendError):
+    """Any other 4xx: the backend will not take this request as it is. When it carried a
+    conversation id, the id may be what it refuses (see `BackendRequest.fresh`)."""
+
+
 def error_for_status(status: int, detail: str = "") -> BackendError:
     """The one place an HTTP status becomes a failure; `detail` is a safe excerpt."""
     suffix = f" (HTTP {status}: {detail})" if detail else f" (HTTP {status})"
@@ -79,7 +85,7 @@ def error_for_status(status: int, detail: str = "") -> BackendError:
             "the backend is unavailable right now, please try again in a minute" + suffix,
             retryable=True,
         )
-    return BackendError("the backend refused the question" + suffix)
+    return BackendRefused("the backend refused the question" + suffix)
 
 
 # Safe excerpts ------------------------------------------------------------------------
@@ -197,6 +203,14 @@ class BackendRequest:
     body: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The same question without its conversation id: sent when the backend refuses this
+    # one (an unknown or expired chatlogId / previous_response_id is refused with a 4xx).
+    fresh: BackendRequest | None = field(default=None, repr=False)
+
+    def starting_over(self, body: Mapping[str, Any]) -> BackendRequest:
+        """This request, with `fresh` the same one carrying `body` (no conversation)."""
+        fresh = BackendRequest(self.url, body, self.headers, self.secrets)
+        return BackendRequest(self.url, self.body, self.headers, self.secrets, fresh)
 
 
 async def open_response(
@@ -250,6 +264,30 @@ async def open_response(
             delay,
         )
         await asyncio.sleep(delay)
+
+
+async def open_or_start_over(
+    session: aiohttp.ClientSession, request: BackendRequest, limits: BackendLimits
+) -> tuple[aiohttp.ClientResponse, float, BackendRefused | None]:
+    """`open_response`, and if the backend refuses a request that continues a
+    conversation, the same question as a new conversation.
+
+    Returns the response, the start of the winning attempt, and the first refusal when
+    the fresh request was the one answered. Whatever the backend had against the first
+    request, it did not hold against the question itself, so the conversation is what
+    it could not continue (an unknown id, or one too long to go on).
+
+    Raises:
+        BackendError: the final failure (of the fresh request, if one was sent).
+    """
+    try:
+        response, started = await open_response(session, request, limits)
+    except BackendRefused as refused:
+        if request.fresh is None:
+            raise
+        response, started = await open_response(session, request.fresh, limits)
+        return response, started, refused
+    return response, started, None
 
 
 async def _failure_from(
@@ -375,8 +413,15 @@ async def stream_events(
     started = loop.time()
     terminal: AnswerEvent | None = None
     try:
-        response, attempt_started = await open_response(session, request, limits)
+        response, attempt_started, refused = await open_or_start_over(session, request, limits)
         try:
+            if refused is not None:
+                log.warning(
+                    "%s could not continue the conversation (%s); a new one was started",
+                    backend,
+                    refused.user_message,
+                )
+                yield ConversationLost(refused.user_message)
             reader = _ResponseReader(
                 response,
                 limits,

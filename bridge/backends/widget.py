@@ -211,4 +211,6 @@ class WidgetClient:
             headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
             secrets=(key,),
         )
+        if conversation_id:
+            request = request.starting_over({**body, "previous_response_id": None})
         return stream_events(self._session, request, WidgetMapper(), self._limits, NAME)

@@ -149,4 +149,7 @@ class WonderchatClient:
             body["contextUrl"] = context_url
         accept = "text/event-stream" if self._stream else "application/json"
         request = BackendRequest(url=self._url, body=body, headers={"Accept": accept})
+        if conversation_id:
+            fresh = {key: value for key, value in body.items() if key != "chatlogId"}
+            request = request.starting_over(fresh)
         return stream_events(self._session, request, WonderchatMapper(), self._limits, NAME)

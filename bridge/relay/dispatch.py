@@ -19,6 +19,7 @@ from bridge.backends.events import (
     ActionsProposed,
     AnswerDone,
     AnswerFailed,
+    ConversationLost,
     ConversationStarted,
     Source,
     SourcesFound,
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 EMPTY_ANSWER_REASON = "the backend returned an empty answer"
 CUT_SHORT_REASON = "the answer stopped before it was complete"
 SHUTDOWN_REASON = "interrupted by shutdown"
+# Said above an answer when the backend no longer knew the thread's conversation (it
+# expired, or the backend changed): the person sees why earlier context is gone.
+CONVERSATION_LOST_NOTICE = (
+    "_The chatbot no longer had our earlier conversation, so this answer starts a new one._\n\n"
+)
 # Bound on the final "interrupted" edit while shutting down: with the default 25 s drain
 # it leaves time to stop the platforms within Heroku's 30 s before SIGKILL.
 CLEANUP_TIMEOUT_SECONDS = 3.0
@@ -66,6 +72,7 @@ class Dispatcher:
         started = self._clock()
         first_text_at: float | None = None
         parts: list[str] = []
+        preface = ""  # bridge text shown above the backend's answer
         sources: tuple[Source, ...] = ()
         metrics.ACTIVE_STREAMS.inc()
         events = backend.stream_answer(
@@ -80,6 +87,11 @@ class Dispatcher:
                         ):
                             await self._store.save_conversation(thread, backend.name, new_id)
                             conversation_id = new_id
+                        case ConversationLost():
+                            await self._store.forget_conversation(thread)
+                            conversation_id = None
+                            preface = CONVERSATION_LOST_NOTICE
+                            await renderer.append(preface)
                         case TextDelta(text=delta):
                             if first_text_at is None and delta:
                                 first_text_at = self._clock()
@@ -98,7 +110,8 @@ class Dispatcher:
                                 )
                             final = done.text if done.text.strip() else "".join(parts)
                             if not final.strip():
-                                return await fail(renderer, record, EMPTY_ANSWER_REASON, "")
+                                return await fail(renderer, record, EMPTY_ANSWER_REASON, preface)
+                            final = preface + final
                             await renderer.finish(final, done.sources or sources)
                             return await record.finish(
                                 renderer,
@@ -109,12 +122,12 @@ class Dispatcher:
                                 total_ms=_ms(started, self._clock()),
                             )
                         case AnswerFailed() as failed:
-                            partial = failed.partial_text or "".join(parts)
+                            partial = preface + (failed.partial_text or "".join(parts))
                             return await fail(renderer, record, failed.reason, partial)
         finally:
             metrics.ACTIVE_STREAMS.dec()
         # A client that ends without a terminal event breaks its contract; still end visibly.
-        return await fail(renderer, record, CUT_SHORT_REASON, "".join(parts))
+        return await fail(renderer, record, CUT_SHORT_REASON, preface + "".join(parts))
 
 
 async def fail(renderer: ReplyRenderer, record: TurnRecord, reason: str, partial: str) -> Outcome:

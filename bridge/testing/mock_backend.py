@@ -6,6 +6,12 @@ without an account.
 and SSE. Each request plays a *scenario*: the next one queued with `enqueue(name)`, else
 the one named by a `[mock:name]` marker in the question, else "answer".
 
+Like a real backend it continues only conversations it started: an unknown `chatlogId`
+is refused with 404 and an unknown `previous_response_id` with 400 (the shape OpenAI's
+Responses API uses, which the Widget API follows), before any scenario is played.
+`forget_conversations()` makes every earlier id unknown, as when a backend expires them.
+The seed documents name no such error; these are our assumption of the likeliest one.
+
     async with MockBackend() as mock:
         settings = load_settings(wonderchat_chatbot_id=mock.chatbot_id,
                                  wonderchat_api_url=mock.url)
@@ -48,6 +54,7 @@ SCENARIOS = frozenset(
         "slow",
         "reason",
         "error",
+        "400",
         "401",
         "429",
         "500",
@@ -84,6 +91,7 @@ HOSTILE_TEXT = (
     "<@123456789012345678> <@&123456789012345678> <!subteam^S0123|team>: none of these "
     "may ping anybody.\n\nThe sources below are hostile too."
 )
+UNKNOWN_CHATLOG = {"error": "Chatlog not found"}
 WONDERCHAT_ERROR = "The chatbot is temporarily unavailable"
 WIDGET_ERROR = "The model is overloaded, please retry"
 ERROR_PAGE = (
@@ -211,6 +219,12 @@ class MockBackend:
             raise ValueError(f"unknown mock scenario {name!r}; known: {sorted(SCENARIOS)}")
         self._queue.append(name)
 
+    def forget_conversations(self) -> None:
+        """Forget every conversation (as a backend that expired them): their ids are
+        refused from now on."""
+        self._chatlog_turns.clear()
+        self._response_turns.clear()
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post(WONDERCHAT_PATH, self._wonderchat)
@@ -295,6 +309,8 @@ class MockBackend:
 
     def _refusal(self, scenario: str) -> web.Response | None:
         """The HTTP-level failure a scenario asks for, if any."""
+        if scenario == "400":
+            return web.json_response({"error": "The question could not be processed"}, status=400)
         if scenario == "401":
             return web.json_response({"error": "Unauthorized"}, status=401)
         if scenario == "429":
@@ -318,11 +334,15 @@ class MockBackend:
             return web.json_response({"error": "chatbotId and question are required"}, status=400)
         if chatbot_id != self.chatbot_id:
             return web.json_response({"error": "Chatbot not found"}, status=404)
+        chatlog_id = body.get("chatlogId")
+        if chatlog_id and (
+            not isinstance(chatlog_id, str) or chatlog_id not in self._chatlog_turns
+        ):
+            return web.json_response(UNKNOWN_CHATLOG, status=404)
         scenario = self._scenario(request.path, question)
         refusal = self._refusal(scenario)
         if refusal is not None:
             return refusal
-        chatlog_id = body.get("chatlogId")
         if not isinstance(chatlog_id, str) or not chatlog_id:
             chatlog_id = "cl" + secrets.token_hex(12)
         turn = self._chatlog_turns.get(chatlog_id, 0) + 1
@@ -356,11 +376,13 @@ class MockBackend:
             return web.json_response(
                 {"error": {"message": "messages must end with a user message"}}, status=400
             )
+        previous = body.get("previous_response_id")
+        if previous and (not isinstance(previous, str) or previous not in self._response_turns):
+            return web.json_response(_unknown_response(previous), status=400)
         scenario = self._scenario(request.path, question)
         refusal = self._refusal(scenario)
         if refusal is not None:
             return refusal
-        previous = body.get("previous_response_id")
         turn = self._response_turns.get(previous, 0) + 1 if isinstance(previous, str) else 1
         response_id = "resp_" + secrets.token_hex(5)
         self._response_turns[response_id] = turn
@@ -482,6 +504,18 @@ class _WidgetFrames:
 
     def closing(self) -> list[bytes]:
         return [self._chunk({}, "stop"), _sse("[DONE]", "message")]
+
+
+def _unknown_response(response_id: Any) -> dict[str, Any]:
+    """The error OpenAI's Responses API sends for an unknown `previous_response_id`."""
+    return {
+        "error": {
+            "message": f"Previous response with id '{response_id}' not found.",
+            "type": "invalid_request_error",
+            "param": "previous_response_id",
+            "code": "previous_response_not_found",
+        }
+    }
 
 
 def _last_user_message(body: Any) -> str | None:

@@ -12,6 +12,7 @@ from backend_helpers import ClientFactory, collect, wait_until
 from bridge.backends.events import (
     AnswerDone,
     AnswerFailed,
+    ConversationLost,
     ConversationStarted,
     TextDelta,
 )
@@ -224,3 +225,45 @@ async def test_unreachable_backend_fails_retryable(
     assert isinstance(failed, AnswerFailed)
     assert failed.reason == "could not reach the backend, please try again in a minute"
     assert failed.retryable is True
+
+
+def sent_ids(mock: MockBackend) -> list[object]:
+    """The conversation id each request carried (None when it started a new one)."""
+    return [
+        (r.json or {}).get("chatlogId") or (r.json or {}).get("previous_response_id")
+        for r in mock.requests
+    ]
+
+
+async def test_an_unknown_conversation_is_started_over_and_said(
+    make_client: ClientFactory, mock: MockBackend
+) -> None:
+    client = make_client()
+    first = (await collect(client.stream_answer("first")))[-1]
+    assert isinstance(first, AnswerDone) and first.conversation_id
+    mock.forget_conversations()  # the backend expired it
+
+    events = await collect(client.stream_answer("second", first.conversation_id))
+
+    assert isinstance(events[0], ConversationLost)
+    assert "HTTP 4" in events[0].detail  # the backend's refusal, for the log
+    assert isinstance(events[1], ConversationStarted)
+    done = events[-1]
+    assert isinstance(done, AnswerDone)
+    assert "(turn 1 of this conversation)" in done.text
+    assert done.conversation_id not in (None, first.conversation_id)
+    assert sent_ids(mock) == [None, first.conversation_id, None]
+
+
+async def test_a_refusal_that_is_not_about_the_conversation_is_shown(
+    make_client: ClientFactory, mock: MockBackend
+) -> None:
+    """Asked again without the id and still refused: the id was not the problem, and
+    nothing says the conversation was lost."""
+    events = await collect(make_client().stream_answer("hi [mock:400]", "unknown-id"))
+
+    assert sent_ids(mock) == ["unknown-id", None]
+    assert not any(isinstance(e, ConversationLost) for e in events)
+    [failed] = events
+    assert isinstance(failed, AnswerFailed) and "HTTP 400" in failed.reason
+    assert "could not be processed" in failed.reason

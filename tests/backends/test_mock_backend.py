@@ -180,3 +180,36 @@ def is_text(event: SSEEvent, kind: str) -> bool:
         return False
     data = json.loads(event.data)
     return kind == "chunk" or "content" in data["choices"][0]["delta"]
+
+
+async def test_conversations_the_mock_did_not_start_are_refused(
+    mock: MockBackend, session: aiohttp.ClientSession
+) -> None:
+    wonderchat = mock.url + "/api/v1/chat"
+    ask = {"chatbotId": "test-bot", "question": "hi"}
+    assert await post(session, wonderchat, json={**ask, "chatlogId": "cl-made-up"}) == (
+        404,
+        '{"error": "Chatlog not found"}',
+    )
+    status, text = await post(session, wonderchat, json=ask)
+    chatlog_id = json.loads(text)["chatlogId"]
+    status, text = await post(session, wonderchat, json={**ask, "chatlogId": chatlog_id})
+    assert status == 200 and "turn 2" in json.loads(text)["response"]
+
+    widget = mock.url + "/api/v1/chat/completions"
+    key = {"Authorization": "Bearer test-key"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    status, text = await post(
+        session, widget, json={**body, "previous_response_id": "resp_madeup"}, headers=key
+    )
+    error = json.loads(text)["error"]
+    assert status == 400
+    assert (error["param"], error["code"]) == (
+        "previous_response_id",
+        "previous_response_not_found",
+    )
+    assert "resp_madeup" in error["message"]
+
+    mock.forget_conversations()  # as a backend that expired them
+    status, _ = await post(session, wonderchat, json={**ask, "chatlogId": chatlog_id})
+    assert status == 404
