@@ -6,6 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from bridge.context import QuestionContext
+
 
 @dataclass(frozen=True)
 class ThreadKey:
@@ -28,6 +30,9 @@ class Question:
     `event_id` is the platform's unique id for the triggering event (Slack `event_id`,
     Discord message or interaction id); the store refuses a second turn with it, which
     is how retries and duplicate deliveries are answered exactly once.
+
+    `context` loads the earlier messages of the chat thread (see `bridge.context`); the
+    relay uses it on a conversation's first turn only.
     """
 
     thread: ThreadKey
@@ -37,3 +42,4 @@ class Question:
     is_dm: bool = False
     received_at: float = field(default_factory=time.monotonic)
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    context: QuestionContext | None = field(default=None, compare=False, repr=False)

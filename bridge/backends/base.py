@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge.backends.events import AnswerEvent
+from bridge.context import ContextMessage
 
 
 class ChatBackend(Protocol):
@@ -15,6 +16,9 @@ class ChatBackend(Protocol):
     `AnswerDone` or `AnswerFailed`; it does not raise for HTTP errors, timeouts or
     malformed streams (those become `AnswerFailed`). Cancelling the iteration closes
     the HTTP request.
+
+    `history` holds earlier messages of the chat thread (oldest first, already capped
+    and neutralised, see `bridge.context`); each client sends them in its API's form.
     """
 
     name: str  # "wonderchat" or "widget"
@@ -26,4 +30,5 @@ class ChatBackend(Protocol):
         *,
         context: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        history: Sequence[ContextMessage] = (),
     ) -> AsyncIterator[AnswerEvent]: ...

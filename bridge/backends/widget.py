@@ -9,7 +9,7 @@ question sends back as `previous_response_id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,7 @@ from bridge.backends.http import (
 )
 from bridge.backends.sse import SSEEvent
 from bridge.config import Settings
+from bridge.context import ContextMessage, as_chat_messages
 
 log = logging.getLogger(__name__)
 
@@ -188,18 +189,21 @@ class WidgetClient:
         *,
         context: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        history: Sequence[ContextMessage] = (),
     ) -> AsyncIterator[AnswerEvent]:
         """Ask `question` (continuing from response `conversation_id`); see `ChatBackend`.
 
-        Only the new user message is sent: the backend keeps the history behind
-        `previous_response_id`. `context`, if given, travels as `metadata["context"]`.
+        The backend keeps the conversation behind `previous_response_id`, so normally
+        only the new user message is sent; the chat thread's earlier messages
+        (`history`, sent on a conversation's first turn) go before it as earlier
+        `messages`. `context`, if given, travels as `metadata["context"]`.
         """
         meta = dict(metadata or {})
         if context:
             meta[CONTEXT_KEY] = context
         body = {
             "model": self._model,
-            "messages": [{"role": "user", "content": question}],
+            "messages": [*as_chat_messages(history), {"role": "user", "content": question}],
             "previous_response_id": conversation_id or None,
             "stream": True,
             "metadata": meta,

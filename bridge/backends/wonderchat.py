@@ -7,7 +7,7 @@ response, sources, message id) and `error`; JSON replies carry the same fields a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -24,6 +24,7 @@ from bridge.backends.http import (
 )
 from bridge.backends.sse import SSEEvent
 from bridge.config import Settings
+from bridge.context import ContextMessage, as_text
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,14 @@ class WonderchatClient:
         *,
         context: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        history: Sequence[ContextMessage] = (),
     ) -> AsyncIterator[AnswerEvent]:
         """Ask `question` (continuing `conversation_id` if given); see `ChatBackend`.
 
-        `context` is appended to the standing context; `metadata["context_url"]` is sent
-        as `contextUrl`. Other metadata has no place in this API and is not sent.
+        `context` and then the thread's earlier messages (`history`, as text) are appended
+        to the standing context — Wonderchat has no field for earlier turns;
+        `metadata["context_url"]` is sent as `contextUrl`. Other metadata has no place in
+        this API and is not sent.
         """
         body: dict[str, Any] = {
             "chatbotId": self._chatbot_id,
@@ -141,7 +145,7 @@ class WonderchatClient:
         }
         if conversation_id:
             body["chatlogId"] = conversation_id
-        joined = "\n\n".join(part for part in (self._context, context) if part)
+        joined = "\n\n".join(part for part in (self._context, context, as_text(history)) if part)
         if joined:
             body["context"] = joined
         context_url = (metadata or {}).get(CONTEXT_URL_KEY)

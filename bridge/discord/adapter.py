@@ -26,7 +26,9 @@ import discord
 from discord import app_commands
 
 from bridge.config import Settings
+from bridge.context import QuestionContext
 from bridge.discord.connect import api_base, resolve_gateway, use_gateway
+from bridge.discord.context import reply_chain, thread_history
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
 from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
@@ -371,8 +373,12 @@ class DiscordAdapter:
         thread = await self._thread_of(message.channel)
         if thread is not None:
             if thread.owner_id == me.id or mentioned:
+                # Called into someone else's thread: its history goes with the question.
+                joined = (
+                    thread_history(thread, message, me.id) if thread.owner_id != me.id else None
+                )
                 await self._on_thread_message(
-                    message, thread_key(guild.id, thread.parent_id, thread.id), thread, text
+                    message, thread_key(guild.id, thread.parent_id, thread.id), thread, text, joined
                 )
             return
         answered = self._replied_answer(message, me.id)
@@ -402,14 +408,20 @@ class DiscordAdapter:
         return fetched if isinstance(fetched, discord.Thread) else None
 
     async def _on_thread_message(
-        self, message: discord.Message, key: ThreadKey, thread: discord.Thread, text: str
+        self,
+        message: discord.Message,
+        key: ThreadKey,
+        thread: discord.Thread,
+        text: str,
+        context: QuestionContext | None = None,
     ) -> None:
         """Continue the thread's conversation (or reset it)."""
         if is_reset_command(text):
             await self._relay.reset(key)
             await self._say(thread, RESET_DONE_TEXT)
             return
-        self._submit(self._question(message, key, text), ChannelSurface(thread, self._limits))
+        question = self._question(message, key, text, context)
+        self._submit(question, ChannelSurface(thread, self._limits))
 
     @staticmethod
     def _replied_answer(message: discord.Message, bot_id: int) -> discord.Message | None:
@@ -440,8 +452,10 @@ class DiscordAdapter:
         reply where the bot may not create threads (or for an empty or not-allowed
         question, which only gets a hint or a refusal — no thread for either)."""
         channel_key = thread_key(guild.id, message.channel.id, message.id)
+        me = self._client.user
+        chain = reply_chain(message, me.id) if message.reference and me is not None else None
         if not text or not self._relay.allows(self._question(message, channel_key, text)):
-            self._reply_in_channel(message, channel_key, text)
+            self._reply_in_channel(message, channel_key, text, chain)
             return
         try:
             thread = await guarded(
@@ -455,19 +469,26 @@ class DiscordAdapter:
                 message.channel.id,
                 exc,
             )
-            self._reply_in_channel(message, channel_key, text)
+            self._reply_in_channel(message, channel_key, text, chain)
             return
         key = thread_key(guild.id, message.channel.id, thread.id)
-        self._submit(self._question(message, key, text), ChannelSurface(thread, self._limits))
+        question = self._question(message, key, text, chain)
+        self._submit(question, ChannelSurface(thread, self._limits))
 
-    def _reply_in_channel(self, message: discord.Message, key: ThreadKey, text: str) -> None:
+    def _reply_in_channel(
+        self,
+        message: discord.Message,
+        key: ThreadKey,
+        text: str,
+        context: QuestionContext | None = None,
+    ) -> None:
         surface = ChannelSurface(
             message.channel,
             self._limits,
             reply_to=message,
             on_post=self._remembering(key, message.channel),
         )
-        self._submit(self._question(message, key, text), surface)
+        self._submit(self._question(message, key, text, context), surface)
 
     def _remembering(self, key: ThreadKey, channel: object) -> Callable[[str], None] | None:
         """Record answer ids for reply-continuation, where the channel is not itself the
@@ -477,13 +498,19 @@ class DiscordAdapter:
         return lambda message_id: self._answers.remember(message_id, key)
 
     @staticmethod
-    def _question(message: discord.Message, key: ThreadKey, text: str) -> Question:
+    def _question(
+        message: discord.Message,
+        key: ThreadKey,
+        text: str,
+        context: QuestionContext | None = None,
+    ) -> Question:
         return Question(
             thread=key,
             user_id=str(message.author.id),
             text=text,
             event_id=str(message.id),
             is_dm=message.guild is None,
+            context=context,
         )
 
     def _submit(self, question: Question, surface: ReplySurface) -> None:

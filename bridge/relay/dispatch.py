@@ -26,6 +26,7 @@ from bridge.backends.events import (
     StatusUpdate,
     TextDelta,
 )
+from bridge.context import load_context
 from bridge.model import Question
 from bridge.relay.record import Outcome, TurnRecord
 from bridge.render import ReplyRenderer
@@ -74,9 +75,14 @@ class Dispatcher:
         parts: list[str] = []
         preface = ""  # bridge text shown above the backend's answer
         sources: tuple[Source, ...] = ()
+        # Joining a thread late: its earlier messages go with a conversation's first turn.
+        history = await load_context(question.context, first_turn=conversation_id is None)
         metrics.ACTIVE_STREAMS.inc()
         events = backend.stream_answer(
-            question.text.strip(), conversation_id, metadata={"platform": thread.platform}
+            question.text.strip(),
+            conversation_id,
+            metadata={"platform": thread.platform},
+            history=history,
         )
         try:
             async with contextlib.aclosing(events):

@@ -9,6 +9,7 @@ in a background task (so the ack is never late), and a surface draws the reply.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections import OrderedDict
@@ -37,6 +38,7 @@ from bridge.slack.surface import (
     build_surface,
     message_fields,
 )
+from bridge.slack.thread_context import thread_context
 from bridge.tasks import TaskOwner
 
 if TYPE_CHECKING:  # the relay is handed in; importing it would pull the renderer
@@ -150,6 +152,7 @@ class SlackAdapter:
         self._app.event("assistant_thread_context_changed")(self._on_ignored_event)
         self._socket: AsyncSocketModeHandler | None = None
         self._bot_user_id = ""
+        self._bot_id = ""
         self._team_id = ""
         self._started = False
         self._closers = TaskOwner("slack reply closers")
@@ -170,6 +173,7 @@ class SlackAdapter:
         except PlatformRateLimited as exc:
             raise PlatformError(f"could not reach Slack: {exc}") from exc
         self._bot_user_id = str(identity.get("user_id") or "")
+        self._bot_id = str(identity.get("bot_id") or "")
         self._team_id = str(identity.get("team_id") or "")
         if self._settings.slack_app_token is not None:
             await self._connect_socket_mode(self._settings.slack_app_token.get_secret_value())
@@ -277,6 +281,16 @@ class SlackAdapter:
             return
         if question.is_dm and incoming.reply_thread_ts is not None:
             await self._set_thinking(thread.channel, incoming.reply_thread_ts)
+        if incoming.joins_thread and incoming.reply_thread_ts is not None:
+            loader = thread_context(
+                self._api,
+                channel=thread.channel,
+                thread_ts=incoming.reply_thread_ts,
+                before_ts=incoming.message_ts,
+                bot_user_id=self._bot_user_id,
+                bot_id=self._bot_id,
+            )
+            question = dataclasses.replace(question, context=loader)
         target = ReplyTarget(
             team_id=incoming.team_id,
             channel=thread.channel,

@@ -41,12 +41,25 @@ class Incoming:
         question: the neutral question (text already stripped of the bot mention).
         team_id: the workspace, for streaming recipients and the per-workspace budget.
         reply_thread_ts: thread to reply in, or None to reply at the top level of a DM.
+        message_ts: the triggering message's own ts.
     """
 
     route: Route
     question: Question
     team_id: str
     reply_thread_ts: str | None
+    message_ts: str = ""
+
+    @property
+    def joins_thread(self) -> bool:
+        """A mention inside a channel thread that already holds other messages: their
+        earlier messages may go with the question (`bridge.slack.thread_context`)."""
+        return (
+            self.route is Route.ANSWER
+            and not self.question.is_dm
+            and self.reply_thread_ts is not None
+            and self.reply_thread_ts != self.message_ts
+        )
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -119,4 +132,6 @@ def route_event(body: dict[str, Any], bot_user_id: str) -> Incoming | None:
         event_id=str(body.get("event_id") or f"{channel}:{ts}"),
         is_dm=is_dm,
     )
-    return Incoming(route=route, question=question, team_id=team_id, reply_thread_ts=reply_ts)
+    return Incoming(
+        route=route, question=question, team_id=team_id, reply_thread_ts=reply_ts, message_ts=ts
+    )

@@ -163,6 +163,7 @@ class FakeDiscord:
         self.permissions = rules.ALL_PERMISSIONS
         self.interaction_deadline = rules.INTERACTION_DEADLINE_SECONDS
         self._failures: list[_Failure] = []
+        self._query: dict[str, str] = {}  # the query of the request being routed
         self._pending_events: list[tuple[str, Json]] = []  # sent after the REST handler
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -344,18 +345,48 @@ class FakeDiscord:
         mention_bot: bool = False,
         reply_to: str | None = None,
         ping_replied: bool = True,
+        files: Iterable[str] = (),
+        mentions: Iterable[Json] = (),
     ) -> Json:
         """A person (alice by default) posts `content`; the client gets MESSAGE_CREATE.
 
         With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`. A
         reply to the bot pings it (lists it in `mentions`) unless `ping_replied` is off.
+        `files` attaches files by name; `mentions` lists people the content mentions.
         Returns the full stored payload (content is withheld on the gateway when the
         client lacks the message-content intent, as Discord does).
         """
+        message = self.store_user_message(
+            channel_id,
+            content,
+            author=author,
+            mention_bot=mention_bot,
+            reply_to=reply_to,
+            ping_replied=ping_replied,
+            files=files,
+            mentions=mentions,
+        )
+        await self.dispatch("MESSAGE_CREATE", self._as_received(message))
+        return message
+
+    def store_user_message(
+        self,
+        channel_id: str,
+        content: str,
+        *,
+        author: Json | None = None,
+        mention_bot: bool = False,
+        reply_to: str | None = None,
+        ping_replied: bool = True,
+        files: Iterable[str] = (),
+        mentions: Iterable[Json] = (),
+    ) -> Json:
+        """Like `user_message` without the gateway event: history the bot has not seen
+        (it joins the thread later), returned by `GET /channels/{id}/messages`."""
         author = author or self.alice
         if channel_id in self.threads:
             self.threads[channel_id]["thread_metadata"]["archived"] = False  # posting revives
-        mentions = []
+        mentions = list(mentions)
         if mention_bot:
             content = f"<@{self.bot['id']}> {content}"
             mentions.append(self.bot)
@@ -365,14 +396,28 @@ class FakeDiscord:
         message = self._message_payload(
             channel_id, content, author, mentions=mentions, reply_to=reply_to
         )
+        message["attachments"] = [self._attachment(name) for name in files]
         self.messages[message["id"]] = message
+        return message
+
+    def _attachment(self, name: str) -> Json:
+        attachment_id = self.next_id()
+        url = f"https://cdn.fake-discord.test/attachments/{attachment_id}/{name}"
+        return {"id": attachment_id, "filename": name, "size": 1, "url": url, "proxy_url": url}
+
+    def _as_received(self, message: Json) -> Json:
+        """A stored message as a client receives it: with its member in a guild, and
+        without content, attachments and embeds when the client lacks the message-content
+        intent and the message does not mention the bot (DMs always carry them)."""
         sent = dict(message)
         if sent.get("guild_id"):
+            author = message["author"]
             sent["member"] = {k: v for k, v in self._member(author).items() if k != "user"}
-            if not self._client_reads_content() and not mentions:
-                sent["content"] = ""
-        await self.dispatch("MESSAGE_CREATE", sent)
-        return message
+            mentions_bot = any(user["id"] == self.bot["id"] for user in message["mentions"])
+            own = author["id"] == self.bot["id"]
+            if not self._client_reads_content() and not mentions_bot and not own:
+                sent |= {"content": "", "attachments": [], "embeds": []}
+        return sent
 
     def _client_reads_content(self) -> bool:
         return bool(self.identifies) and bool(
@@ -562,6 +607,7 @@ class FakeDiscord:
             failure = self._injected_failure(request.method, path)
             if failure is not None:
                 return failure
+            self._query = dict(request.query)
             response = self._route(request.method, path, body)
             while self._pending_events:
                 await self.dispatch(*self._pending_events.pop(0))
@@ -592,6 +638,8 @@ class FakeDiscord:
             ("GET", r"/channels/(\d+)", self._get_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._create_message),
+            ("GET", r"/channels/(\d+)/messages", self._history),
+            ("GET", r"/channels/(\d+)/messages/(\d+)", self._get_message),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._create_thread),
             ("POST", r"/users/@me/channels", self._open_dm),
@@ -679,6 +727,38 @@ class FakeDiscord:
         refusal = refusal or rules.content_refusal(body)
         return refusal.response() if refusal is not None else self._update(message_id, body)
 
+    # Message history ---------------------------------------------------------------------
+
+    def _history(self, _body: Any, channel_id: str) -> Any:
+        """`GET /channels/{id}/messages`: newest first, `limit` (1-100, default 50),
+        `before` / `after` a message id; content withheld as on the gateway."""
+        if channel_id not in self.channels and channel_id not in self.threads:
+            return _json_response({"message": "Unknown Channel", "code": 10003}, 404)
+        limit = max(1, min(int(self._query.get("limit") or 50), 100))
+        before, after = self._query.get("before"), self._query.get("after")
+        found = [
+            m
+            for m in self.messages_in(channel_id)
+            if (before is None or int(m["id"]) < int(before))
+            and (after is None or int(m["id"]) > int(after))
+        ]
+        found.sort(key=lambda m: int(m["id"]), reverse=True)
+        return _json_response([self._as_received(m) for m in found[:limit]])
+
+    def _get_message(self, _body: Any, channel_id: str, message_id: str) -> Any:
+        message = self.messages.get(message_id)
+        if message is None or message["channel_id"] != channel_id:
+            return _json_response({"message": "Unknown Message", "code": 10008}, 404)
+        return _json_response(self._as_received(message))
+
+    async def user_thread(self, name: str, *, owner: Json | None = None) -> str:
+        """A person (alice by default) opens a thread in the text channel; the client gets
+        THREAD_CREATE. Returns the thread id."""
+        starter = self.store_user_message(self.channel_id, name, author=owner)
+        thread = self._thread(self.channel_id, starter["id"], name, (owner or self.alice)["id"])
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return str(thread["id"])
+
     def _create_thread(self, body: Json, channel_id: str, message_id: str) -> Any:
         parent = self.channels.get(channel_id)
         if parent is None or parent["type"] != CHANNEL_TEXT:
@@ -686,12 +766,27 @@ class FakeDiscord:
         refusal = self._permission_refusal(channel_id, rules.CREATE_PUBLIC_THREADS)
         if refusal is not None:
             return refusal.response()
+        thread = self._thread(
+            channel_id, message_id, body["name"], self.bot["id"], body.get("auto_archive_duration")
+        )
+        self._pending_events.append(("THREAD_CREATE", {**thread, "newly_created": True}))
+        return _json_response(thread, 201)
+
+    def _thread(
+        self,
+        channel_id: str,
+        message_id: str,
+        name: str,
+        owner_id: str,
+        archive_minutes: int | None = None,
+    ) -> Json:
+        parent = self.channels[channel_id]
         thread: Json = {
             "id": message_id,  # Discord reuses the starter message id
             "guild_id": parent["guild_id"],
             "parent_id": channel_id,
-            "owner_id": self.bot["id"],
-            "name": body["name"],
+            "owner_id": owner_id,
+            "name": name,
             "type": CHANNEL_PUBLIC_THREAD,
             "last_message_id": None,
             "rate_limit_per_user": 0,
@@ -701,14 +796,13 @@ class FakeDiscord:
             "flags": 0,
             "thread_metadata": {
                 "archived": False,
-                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "auto_archive_duration": archive_minutes or 1440,
                 "archive_timestamp": _now(),
                 "locked": False,
             },
         }
         self.threads[message_id] = thread
-        self._pending_events.append(("THREAD_CREATE", {**thread, "newly_created": True}))
-        return _json_response(thread, 201)
+        return thread
 
     def _open_dm(self, body: Json) -> Any:
         user = next(

@@ -73,6 +73,7 @@ REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("channel_id", "invalid_arguments"),
         ("prompts", "invalid_arguments"),
     ),
+    "conversations.replies": (("channel", "channel_not_found"), ("ts", "thread_not_found")),
 }
 # Parameters that may be present but empty (an empty status clears it).
 MAY_BE_EMPTY = frozenset({"status"})
@@ -94,6 +95,8 @@ CHANNEL_PARAM = {
     "assistant.threads.setStatus": "channel_id",
     "assistant.threads.setSuggestedPrompts": "channel_id",
 }
+# conversations.replies: Slack's default page size and largest allowed `limit`.
+REPLIES_PAGE = 1000
 # How long helpers wait for a condition before failing the test.
 DEFAULT_WAIT_SECONDS = 15.0
 RECHECK_SECONDS = 0.05
@@ -120,6 +123,9 @@ class FakeMessage:
     streaming: bool = False
     unfurl_links: bool | None = None
     history: list[str] = field(default_factory=list)
+    user: str | None = None  # the author; the bot's own messages also carry `bot_id`
+    bot_id: str | None = None
+    files: tuple[str, ...] = ()  # names of attached files
 
     def show(self, text: str) -> None:
         self.text = text
@@ -136,6 +142,12 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
         "X-Slack-Signature": f"v0={digest}",
         "Content-Type": "application/json",
     }
+
+
+def ts_key(ts: str) -> tuple[int, int]:
+    """Slack timestamps ("1700000001.000001") ordered as numbers, not strings."""
+    seconds, _, micros = ts.partition(".")
+    return int(seconds or 0), int(micros or 0)
 
 
 class _Refusal(Exception):
@@ -219,6 +231,7 @@ class FakeSlack:
         self.channels: set[str] = set(channels)
         self.truncated: list[str] = []  # ts of messages whose text Slack would have cut
         self._rate_limits: dict[str, tuple[int, float]] = {}
+        self._method_errors: dict[str, str] = {}  # method -> error every call gets
         self._counts: dict[str, int] = {}
         self._tiers = dict(tiers or {})
         self._minute = minute
@@ -265,6 +278,10 @@ class FakeSlack:
         (its Retry-After rounded up to whole seconds, as Slack sends it)."""
         self._rate_limits[method] = (self._counts.get(method, 0) + nth, retry_after)
 
+    def refuse(self, method: str, error: str) -> None:
+        """Answer every later call of `method` with `error` (e.g. `missing_scope`)."""
+        self._method_errors[method] = error
+
     # Inspection ------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[SlackCall]:
@@ -273,7 +290,9 @@ class FakeSlack:
     def replies(self, channel: str, thread_ts: str | None) -> list[FakeMessage]:
         """Bot messages in a thread (or at the top level when `thread_ts` is None)."""
         return [
-            m for m in self.messages.values() if m.channel == channel and m.thread_ts == thread_ts
+            m
+            for m in self.messages.values()
+            if m.channel == channel and m.thread_ts == thread_ts and m.bot_id is not None
         ]
 
     async def wait_until(
@@ -294,6 +313,45 @@ class FakeSlack:
         """Wake every `wait_until`: a fresh event per change broadcasts to all waiters."""
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+    # People's messages (threads the bot joins late) ------------------------------------
+
+    def add_user_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        files: tuple[str, ...] = (),
+    ) -> FakeMessage:
+        """A person's message, stored so `conversations.replies` returns it; deliver it
+        as an event with `message_event` when the bot should hear about it."""
+        message = FakeMessage(
+            channel=channel, ts=self._next_ts(), thread_ts=thread_ts, text=text, user=user
+        )
+        message.history.append(text)
+        message.files = files
+        self.messages[message.ts] = message
+        return message
+
+    def message_event(self, message: FakeMessage, *, kind: str = "app_mention") -> dict[str, Any]:
+        """The Events API body for a stored person's message (`app_mention` or `message`)."""
+        event: dict[str, Any] = {
+            "type": kind,
+            "user": message.user,
+            "channel": message.channel,
+            "ts": message.ts,
+            "text": message.text,
+            "team": self.team_id,
+        }
+        if kind == "message":
+            event["channel_type"] = "channel"
+        if message.thread_ts:
+            event["thread_ts"] = message.thread_ts
+        if message.files:
+            event["files"] = [{"name": name} for name in message.files]
+        return self.event_body(event)
 
     # Events ----------------------------------------------------------------------------
 
@@ -380,6 +438,8 @@ class FakeSlack:
             self._check_rate_limit(method)
             self._check_tier(method)
             self._check_token(method, request, form)
+            if method in self._method_errors:
+                raise _Refusal(self._method_errors[method])
             handler = self._METHODS.get(method)
             if handler is None:
                 raise _Refusal("unknown_method")
@@ -495,6 +555,8 @@ class FakeSlack:
             thread_ts=params.get("thread_ts") or None,
             text="",
             unfurl_links=params.get("unfurl_links"),
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
         )
         self._shown(message, params)
         self.messages[message.ts] = message
@@ -523,6 +585,8 @@ class FakeSlack:
             thread_ts=str(params["thread_ts"]),
             text="",
             streaming=True,
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
         )
         message.show(self._markdown_text(params))
         self.messages[message.ts] = message
@@ -547,6 +611,61 @@ class FakeSlack:
         message.show(message.text + self._markdown_text(params))
         return {"channel": message.channel, "ts": message.ts, "message": {"text": message.text}}
 
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread oldest first, parent included, paged by `limit` and `cursor`;
+        `latest` / `oldest` bound it (`inclusive` keeps the bounds), as Slack does."""
+        channel, parent = str(params["channel"]), str(params["ts"])
+        root = self.messages.get(parent)
+        if root is None or root.channel != channel:
+            raise _Refusal("thread_not_found")
+        parent = root.thread_ts or root.ts
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+        latest, oldest = params.get("latest"), params.get("oldest")
+
+        def within(ts: str) -> bool:
+            key = ts_key(ts)
+            if latest is not None:
+                bound = ts_key(str(latest))
+                if key > bound or (key == bound and not inclusive):
+                    return False
+            if oldest is not None:
+                bound = ts_key(str(oldest))
+                if key < bound or (key == bound and not inclusive):
+                    return False
+            return True
+
+        thread = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m.channel == channel and (m.ts == parent or m.thread_ts == parent)
+            ),
+            key=lambda m: ts_key(m.ts),
+        )
+        thread = [m for m in thread if within(m.ts)]
+        start = int(params.get("cursor") or 0)
+        limit = min(int(params.get("limit") or REPLIES_PAGE), REPLIES_PAGE)
+        page = thread[start : start + limit]
+        more = start + limit < len(thread)
+        return {
+            "messages": [self._message_json(m, parent) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    @staticmethod
+    def _message_json(message: FakeMessage, parent: str) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
+        if message.user:
+            data["user"] = message.user
+        if message.bot_id:
+            data["bot_id"] = message.bot_id
+        if message.ts != parent or message.thread_ts:
+            data["thread_ts"] = parent
+        if message.files:
+            data["files"] = [{"id": f"F{i}", "name": name} for i, name in enumerate(message.files)]
+        return data
+
     def _accept(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
 
@@ -569,4 +688,5 @@ class FakeSlack:
         "chat.stopStream": _stop_stream,
         "assistant.threads.setStatus": _accept,
         "assistant.threads.setSuggestedPrompts": _suggested_prompts,
+        "conversations.replies": _conversations_replies,
     }
