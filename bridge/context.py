@@ -70,6 +70,16 @@ class QuestionContext:
     every_turn: bool = False
 
 
+def fixed_context(messages: Sequence[ContextMessage]) -> QuestionContext:
+    """Context already at hand (the message a question is about), sent every turn."""
+    found = tuple(messages)
+
+    async def load() -> Sequence[ContextMessage]:
+        return found
+
+    return QuestionContext(load, every_turn=True)
+
+
 def cap(
     messages: Sequence[ContextMessage],
     *,

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 
 import discord
 
-from bridge.context import CONTEXT_MAX_MESSAGES, ContextMessage, QuestionContext, with_files
+from bridge.context import (
+    CONTEXT_MAX_MESSAGES,
+    ContextMessage,
+    QuestionContext,
+    fixed_context,
+    with_files,
+)
 from bridge.discord.surface import guarded
 
 # One history page: twice the cap, as system messages and withheld texts are dropped.
@@ -82,8 +88,4 @@ def reply_chain(message: discord.Message, bot_id: int) -> QuestionContext:
 
 def message_context(message: discord.Message, bot_id: int) -> QuestionContext:
     """One message as the subject of a question ("Ask bot" on it): sent every turn."""
-
-    async def load() -> Sequence[ContextMessage]:
-        return [to_context(message, bot_id)]
-
-    return QuestionContext(load, every_turn=True)
+    return fixed_context([to_context(message, bot_id)])

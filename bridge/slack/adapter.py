@@ -27,10 +27,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, PlatformError, PlatformRateLimited
+from bridge.model import Question
 from bridge.safety import neutralize_slack
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import UPDATE, SlackRates, WorkspaceBudgets
 from bridge.slack.events import Incoming, Route, route_event
+from bridge.slack.shortcuts import AskAboutMessage
 from bridge.slack.surface import (
     NativeStreaming,
     ReplyTarget,
@@ -150,6 +152,8 @@ class SlackAdapter:
         self._app.event("message")(self._on_message)
         self._app.event("assistant_thread_started")(self._on_assistant_thread_started)
         self._app.event("assistant_thread_context_changed")(self._on_ignored_event)
+        identity = lambda: (self._bot_user_id, self._bot_id)  # noqa: E731 (known after start)
+        AskAboutMessage(self._api, self.answer_at, identity).register(self._app)
         self._socket: AsyncSocketModeHandler | None = None
         self._bot_user_id = ""
         self._bot_id = ""
@@ -291,12 +295,18 @@ class SlackAdapter:
                 bot_id=self._bot_id,
             )
             question = dataclasses.replace(question, context=loader)
-        target = ReplyTarget(
-            team_id=incoming.team_id,
-            channel=thread.channel,
-            thread_ts=incoming.reply_thread_ts,
-            user_id=question.user_id,
+        self.answer_at(
+            question,
+            ReplyTarget(
+                team_id=incoming.team_id,
+                channel=thread.channel,
+                thread_ts=incoming.reply_thread_ts,
+                user_id=question.user_id,
+            ),
         )
+
+    def answer_at(self, question: Question, target: ReplyTarget) -> None:
+        """Answer `question` in the background, drawn at `target` (events, shortcuts)."""
         surface = build_surface(
             self._api,
             target,

@@ -74,6 +74,7 @@ REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("prompts", "invalid_arguments"),
     ),
     "conversations.replies": (("channel", "channel_not_found"), ("ts", "thread_not_found")),
+    "views.open": (("trigger_id", "invalid_arguments"), ("view", "invalid_arguments")),
 }
 # Parameters that may be present but empty (an empty status clears it).
 MAY_BE_EMPTY = frozenset({"status"})
@@ -97,6 +98,10 @@ CHANNEL_PARAM = {
 }
 # conversations.replies: Slack's default page size and largest allowed `limit`.
 REPLIES_PAGE = 1000
+# A trigger_id (shortcut, slash command, button) opens a modal only this long.
+TRIGGER_SECONDS = 3.0
+# Slack's documented bound on a modal's private_metadata.
+PRIVATE_METADATA_LIMIT = 3000
 # How long helpers wait for a condition before failing the test.
 DEFAULT_WAIT_SECONDS = 15.0
 RECHECK_SECONDS = 0.05
@@ -232,6 +237,8 @@ class FakeSlack:
         self.truncated: list[str] = []  # ts of messages whose text Slack would have cut
         self._rate_limits: dict[str, tuple[int, float]] = {}
         self._method_errors: dict[str, str] = {}  # method -> error every call gets
+        self._triggers: dict[str, float] = {}  # trigger_id -> when it was issued
+        self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened
         self._counts: dict[str, int] = {}
         self._tiers = dict(tiers or {})
         self._minute = minute
@@ -352,6 +359,83 @@ class FakeSlack:
         if message.files:
             event["files"] = [{"name": name} for name in message.files]
         return self.event_body(event)
+
+    # Interactivity: shortcuts and modals ------------------------------------------------
+
+    def _trigger(self) -> str:
+        trigger_id = f"{next(self._ts)}.{uuid.uuid4().hex[:12]}"
+        self._triggers[trigger_id] = time.monotonic()
+        return trigger_id
+
+    def _actor(self, user: str) -> dict[str, Any]:
+        return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": self.team_id}
+
+    async def send_interactive(self, payload: dict[str, Any]) -> str:
+        """Deliver an interactivity payload (shortcut, view_submission, block_actions)
+        over Socket Mode, as Slack does (envelope type `interactive`)."""
+        await self.wait_until(lambda: bool(self._sockets))
+        return await self.socket_mode.send(payload, kind="interactive")
+
+    def message_shortcut(
+        self, message: FakeMessage, callback_id: str, *, user: str = "U1"
+    ) -> dict[str, Any]:
+        """The payload of a person choosing a message shortcut on `message`."""
+        data: dict[str, Any] = self._message_json(message, message.thread_ts or message.ts)
+        if not message.thread_ts:
+            data.pop("thread_ts", None)
+        return {
+            "type": "message_action",
+            "callback_id": callback_id,
+            "trigger_id": self._trigger(),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "channel": {"id": message.channel, "name": "general"},
+            "user": self._actor(user),
+            "message_ts": message.ts,
+            "message": data,
+            "response_url": f"{self.url}/response/{uuid.uuid4().hex}",
+            "token": "verification-token-unused",
+        }
+
+    def view_submission(
+        self, view_id: str, text: str | None = None, *, user: str = "U1"
+    ) -> dict[str, Any]:
+        """The payload of a person submitting an opened modal; `text` replaces the first
+        plain-text input's initial value (None keeps it)."""
+        view = self.views[view_id]
+        values: dict[str, Any] = {}
+        for block in view.get("blocks") or ():
+            element = block.get("element") or {}
+            if block.get("type") == "input" and element.get("type") == "plain_text_input":
+                value = element.get("initial_value", "") if text is None else text
+                values[block["block_id"]] = {
+                    element["action_id"]: {"type": "plain_text_input", "value": value}
+                }
+                text = None if text is None else ""  # only the first input gets `text`
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": self._actor(user),
+            "trigger_id": self._trigger(),
+            "view": {**view, "state": {"values": values}},
+            "token": "verification-token-unused",
+        }
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        issued = self._triggers.pop(str(params["trigger_id"]), None)
+        if issued is None:
+            raise _Refusal("invalid_trigger_id")
+        if time.monotonic() - issued > TRIGGER_SECONDS:
+            raise _Refusal("expired_trigger_id")
+        view = params["view"]
+        if isinstance(view, str):
+            view = json.loads(view)
+        if view.get("type") != "modal" or not view.get("title"):
+            raise _Refusal("invalid_arguments", detail="view: a modal with a title")
+        if len(view.get("private_metadata") or "") > PRIVATE_METADATA_LIMIT:
+            raise _Refusal("invalid_arguments", detail="private_metadata is too long")
+        view_id = f"V{uuid.uuid4().hex[:10].upper()}"
+        self.views[view_id] = {**view, "id": view_id, "team_id": self.team_id}
+        return {"view": self.views[view_id]}
 
     # Events ----------------------------------------------------------------------------
 
@@ -689,4 +773,5 @@ class FakeSlack:
         "assistant.threads.setStatus": _accept,
         "assistant.threads.setSuggestedPrompts": _suggested_prompts,
         "conversations.replies": _conversations_replies,
+        "views.open": _views_open,
     }

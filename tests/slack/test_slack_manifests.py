@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bridge.slack.shortcuts import SHORTCUT_CALLBACK_ID
+
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 # Each event subscription and the scope Slack requires for it.
@@ -20,8 +22,9 @@ EVENT_SCOPES = {
     "assistant_thread_started": "assistant:write",
     "assistant_thread_context_changed": "assistant:write",
 }
-# Web API methods the bridge calls need these (chat.* streaming included).
-METHOD_SCOPES = {"chat:write", "assistant:write"}
+# Web API methods the bridge calls need these (chat.* streaming included); shortcuts and
+# slash commands need `commands`.
+METHOD_SCOPES = {"chat:write", "assistant:write", "commands"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -76,3 +79,16 @@ def test_manifest_uses_only_schema_keys(name: str) -> None:
     assert set(manifest["settings"]["event_subscriptions"]) <= {"request_url", "bot_events"}
     assert len(manifest["display_information"]["name"]) <= 35
     assert len(manifest["display_information"]["description"]) <= 140
+
+
+@pytest.mark.parametrize("name", ["slack.yaml", "slack-http.yaml"])
+def test_manifest_carries_the_ask_about_this_shortcut(name: str) -> None:
+    manifest = load(name)
+    [shortcut] = manifest["features"]["shortcuts"]
+    assert shortcut["type"] == "message" and shortcut["callback_id"] == SHORTCUT_CALLBACK_ID
+    assert shortcut["name"].startswith("Ask ") and len(shortcut["name"]) <= 25
+    assert 0 < len(shortcut["description"]) <= 150
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    if name == "slack-http.yaml":
+        assert interactivity["request_url"].endswith("/slack/events")
