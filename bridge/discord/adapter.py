@@ -27,8 +27,9 @@ from discord import app_commands
 
 from bridge.config import Settings
 from bridge.context import QuestionContext
+from bridge.discord.ask_message import ask_menu
 from bridge.discord.connect import api_base, resolve_gateway, use_gateway
-from bridge.discord.context import reply_chain, thread_history
+from bridge.discord.context import message_context, reply_chain, thread_history
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
 from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
@@ -68,6 +69,7 @@ NOTHING_TO_RESET_TEXT = (
     "thread. Use /reset inside a thread or in a DM."
 )
 ASK_DESCRIPTION = "Ask the assistant a question"
+ASK_ABOUT_TEXT = "On it — the answer appears with the message."
 RESET_DESCRIPTION = "Start a new conversation in this DM or thread"
 
 
@@ -248,6 +250,8 @@ class DiscordAdapter:
         async def reset(interaction: discord.Interaction) -> None:
             await self.handle_reset(interaction)
 
+        self._tree.add_command(ask_menu(self.handle_ask_about))
+
     async def _sync_commands(self) -> None:
         """Register /ask and /reset: in DISCORD_GUILD_ID at once, or globally (Discord
         may take up to an hour to show global commands everywhere)."""
@@ -295,6 +299,34 @@ class DiscordAdapter:
             ),
             surface,
         )
+
+    async def handle_ask_about(
+        self, interaction: discord.Interaction, message: discord.Message, text: str
+    ) -> None:
+        """ "Ask bot" submitted: answer in the message's thread, or as a reply to it, with
+        the message as context."""
+        key = self._interaction_key(interaction)
+        me = self._client.user
+        if key is None or me is None:
+            await self._tell(interaction, DMS_DISABLED_TEXT)
+            return
+        channel = interaction.channel if isinstance(interaction.channel, discord.Thread) else None
+        await self._tell(interaction, ASK_ABOUT_TEXT)
+        surface = ChannelSurface(
+            message.channel,
+            self._limits,
+            reply_to=None if channel is not None else message,
+            on_post=self._remembering(key, message.channel),
+        )
+        question = Question(
+            thread=key,
+            user_id=str(interaction.user.id),
+            text=text,
+            event_id=str(interaction.id),
+            is_dm=interaction.guild_id is None,
+            context=message_context(message, me.id),
+        )
+        self._submit(question, surface)
 
     async def handle_reset(self, interaction: discord.Interaction) -> None:
         """`/reset`: forget this DM's or thread's conversation."""

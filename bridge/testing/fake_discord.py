@@ -60,6 +60,11 @@ RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
 MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
 INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_MODAL_SUBMIT = 5
+COMMAND_CHAT_INPUT, COMMAND_MESSAGE = 1, 3
+OPTION_STRING, OPTION_BOOLEAN = 3, 5
+RESPONSE_MODAL = 9
+COMPONENT_LABEL = 18
 
 Json = dict[str, Any]
 
@@ -427,7 +432,7 @@ class FakeDiscord:
     async def run_command(
         self,
         name: str,
-        options: dict[str, str] | None = None,
+        options: dict[str, str | bool] | None = None,
         *,
         channel_id: str,
         user: Json | None = None,
@@ -436,17 +441,23 @@ class FakeDiscord:
 
         Returns the interaction payload; its `token` keys `interaction_messages`.
         """
+        channel = self.channels.get(channel_id) or self.threads[channel_id]
+        data = self._command_data(name, options or {}, channel.get("guild_id"))
+        return await self._interact(INTERACTION_APPLICATION_COMMAND, data, channel_id, user)
+
+    async def _interact(self, kind: int, data: Json, channel_id: str, user: Json | None) -> Json:
+        """Dispatch an interaction of `kind` by `user` (alice) in `channel_id`."""
         user = user or self.alice
         token = f"itoken-{self.next_id()}"
         channel = self.channels.get(channel_id) or self.threads[channel_id]
         interaction: Json = {
             "id": self.next_id(),
             "application_id": self.application_id,
-            "type": INTERACTION_APPLICATION_COMMAND,
+            "type": kind,
             "token": token,
             "version": 1,
             "attachment_size_limit": 8 * 1024 * 1024,
-            "data": self._command_data(name, options or {}, channel.get("guild_id")),
+            "data": data,
             "channel_id": channel_id,
             "channel": channel,
             "app_permissions": str(self.permissions),
@@ -471,19 +482,83 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
 
-    def _command_data(self, name: str, options: dict[str, str], guild_id: str | None) -> Json:
+    # Context menus and modals ------------------------------------------------------------
+
+    async def run_message_command(
+        self, name: str, message_id: str, *, user: Json | None = None
+    ) -> Json:
+        """A person picks message context-menu command `name` (Apps → name) on a message."""
+        message = self.messages[message_id]
+        channel_id = message["channel_id"]
+        data = self._registered(name, COMMAND_MESSAGE, self._guild_of(channel_id))
+        data |= {
+            "type": COMMAND_MESSAGE,
+            "target_id": message_id,
+            # Message commands carry the content whatever the intents (Discord's rule).
+            "resolved": {"messages": {message_id: dict(message)}},
+        }
+        return await self._interact(INTERACTION_APPLICATION_COMMAND, data, channel_id, user)
+
+    def modal_of(self, token: str) -> Json | None:
+        """The modal an interaction was answered with (callback type 9), if any."""
+        for callback in self._interactions[token]["callbacks"]:
+            if callback["type"] == RESPONSE_MODAL:
+                return dict(callback["data"])
+        return None
+
+    async def submit_modal(
+        self, token: str, values: dict[str, str] | None = None, *, user: Json | None = None
+    ) -> Json:
+        """Submit the modal interaction `token` opened; text inputs keep their default
+        `value` unless `values` (custom_id → text) says otherwise."""
+        modal = self.modal_of(token)
+        assert modal is not None, "that interaction opened no modal"
+        values = values or {}
+
+        def submitted(component: Json) -> Json:
+            if component["type"] == 1:
+                return {"type": 1, "components": [submitted(c) for c in component["components"]]}
+            if component["type"] == COMPONENT_LABEL:
+                return {"type": COMPONENT_LABEL, "component": submitted(component["component"])}
+            custom_id = component.get("custom_id", "")
+            value = values.get(custom_id, component.get("value") or "")
+            return {"type": component["type"], "custom_id": custom_id, "value": value}
+
+        data = {
+            "custom_id": modal["custom_id"],
+            "components": [submitted(c) for c in modal["components"]],
+        }
+        channel_id = self._interactions[token]["payload"]["channel_id"]
+        return await self._interact(INTERACTION_MODAL_SUBMIT, data, channel_id, user)
+
+    def _command_data(
+        self, name: str, options: dict[str, str | bool], guild_id: str | None
+    ) -> Json:
         """The command part of an interaction as Discord sends it: the registered
         command's id, plus `guild_id` when it was registered in that guild (discord.py
-        looks guild commands up by it)."""
-        data: Json = {
-            "id": self.next_id(),
-            "name": name,
-            "type": 1,
-            "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
-        }
+        looks guild commands up by it). Options are strings, or booleans (type 5)."""
+        data = self._registered(name, COMMAND_CHAT_INPUT, guild_id)
+        data["options"] = [
+            {
+                "name": k,
+                "type": OPTION_BOOLEAN if isinstance(v, bool) else OPTION_STRING,
+                "value": v,
+            }
+            for k, v in options.items()
+        ]
+        return data
+
+    def _registered(self, name: str, kind: int, guild_id: str | None) -> Json:
+        """`id` / `name` / `type` (and `guild_id`) of the registered command `name`."""
+        data: Json = {"id": self.next_id(), "name": name, "type": kind}
         for scope in (guild_id, "global"):
             command = next(
-                (c for c in self.commands.get(scope or "", []) if c["name"] == name), None
+                (
+                    c
+                    for c in self.commands.get(scope or "", [])
+                    if c["name"] == name and c.get("type", 1) == kind
+                ),
+                None,
             )
             if command is not None:
                 data["id"] = command["id"]
@@ -815,6 +890,7 @@ class FakeDiscord:
     def _put_commands(self, body: list[Json], _app: str, guild_id: str | None = None) -> Any:
         stored = [
             {
+                "description": "",  # context-menu commands have none; Discord sends ""
                 **command,
                 "id": self.next_id(),
                 "application_id": self.application_id,
@@ -841,6 +917,8 @@ class FakeDiscord:
             state["refused_callbacks"] = [*state.get("refused_callbacks", []), body]
             return refusal.response()
         state["callbacks"].append(body)
+        if body["type"] == RESPONSE_MODAL:
+            return _json_response({"interaction": {"id": interaction_id, "type": 2}}, 200)
         data = body.get("data") or {}
         flags = int(data.get("flags") or 0)
         if body["type"] == RESPONSE_DEFERRED_CHANNEL_MESSAGE:
