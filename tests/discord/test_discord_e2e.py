@@ -137,7 +137,7 @@ async def test_dm_placeholder_edits_final_with_sources(
     assert fake.requests_to("POST", rf"/channels/{dm}/typing$")
     assert fake.requests_to("GET", r"^/gateway/bot$")  # gateway found through the API
     assert fake.identifies[-1]["intents"] & (1 << 15) == 0  # no message-content intent
-    assert {c["name"] for c in fake.commands["global"]} == {"ask", "reset"}
+    assert {c["name"] for c in fake.commands["global"]} == {"ask", "reset", "Ask bot"}
     assert_never_pings(fake)
 
 
@@ -230,7 +230,7 @@ async def test_slash_ask_defers_then_edits_the_original_response(
             )
         )
 
-    assert {c["name"] for c in fake.commands[fake.guild_id]} == {"ask", "reset"}
+    assert {c["name"] for c in fake.commands[fake.guild_id]} == {"ask", "reset", "Ask bot"}
     assert fake.interaction_callbacks(token)[0]["type"] == 5  # deferred: "thinking…"
     edits = fake.requests_to("PATCH", rf"/webhooks/\d+/{token}/messages/@original$")
     assert len(edits) >= 2
