@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings
+from bridge.context import QuestionContext
 from bridge.errors import BridgeError, ConfigError, PlatformError, PlatformRateLimited
 from bridge.model import Question
 from bridge.safety import neutralize_slack
@@ -40,7 +42,7 @@ from bridge.slack.surface import (
     build_surface,
     message_fields,
 )
-from bridge.slack.thread_context import thread_context
+from bridge.slack.thread_context import earlier_messages
 from bridge.tasks import TaskOwner
 
 if TYPE_CHECKING:  # the relay is handed in; importing it would pull the renderer
@@ -286,7 +288,8 @@ class SlackAdapter:
         if question.is_dm and incoming.reply_thread_ts is not None:
             await self._set_thinking(thread.channel, incoming.reply_thread_ts)
         if incoming.joins_thread and incoming.reply_thread_ts is not None:
-            loader = thread_context(
+            earlier = functools.partial(
+                earlier_messages,
                 self._api,
                 channel=thread.channel,
                 thread_ts=incoming.reply_thread_ts,
@@ -294,7 +297,7 @@ class SlackAdapter:
                 bot_user_id=self._bot_user_id,
                 bot_id=self._bot_id,
             )
-            question = dataclasses.replace(question, context=loader)
+            question = dataclasses.replace(question, context=QuestionContext(earlier))
         self.answer_at(
             question,
             ReplyTarget(

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from bridge.context import CONTEXT_MAX_MESSAGES, ContextMessage, QuestionContext, with_files
+from bridge.context import CONTEXT_MAX_MESSAGES, ContextMessage, with_files
 from bridge.slack.api import SlackApi
 
 # Slack recommends at most 200 messages per page; five pages bound a huge thread's cost
@@ -110,28 +109,3 @@ def _before(message: dict[str, Any], ts: str) -> bool:
 def _ts_key(ts: str) -> tuple[int, int]:
     seconds, _, micros = ts.partition(".")
     return (int(seconds), int(micros)) if seconds.isdigit() and micros.isdigit() else (0, 0)
-
-
-def thread_context(
-    api: SlackApi,
-    *,
-    channel: str,
-    thread_ts: str,
-    before_ts: str,
-    bot_user_id: str,
-    bot_id: str = "",
-) -> QuestionContext:
-    """A lazy loader of the thread's earlier messages (the relay calls it on the first
-    turn only)."""
-
-    async def load() -> Sequence[ContextMessage]:
-        return await earlier_messages(
-            api,
-            channel=channel,
-            thread_ts=thread_ts,
-            before_ts=before_ts,
-            bot_user_id=bot_user_id,
-            bot_id=bot_id,
-        )
-
-    return QuestionContext(load)

@@ -341,36 +341,14 @@ class FakeDiscord:
             await ws.send_str(frame)
         await self._notify()
 
-    async def user_message(
-        self,
-        channel_id: str,
-        content: str,
-        *,
-        author: Json | None = None,
-        mention_bot: bool = False,
-        reply_to: str | None = None,
-        ping_replied: bool = True,
-        files: Iterable[str] = (),
-        mentions: Iterable[Json] = (),
-    ) -> Json:
+    async def user_message(self, channel_id: str, content: str, **options: Any) -> Json:
         """A person (alice by default) posts `content`; the client gets MESSAGE_CREATE.
 
-        With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`. A
-        reply to the bot pings it (lists it in `mentions`) unless `ping_replied` is off.
-        `files` attaches files by name; `mentions` lists people the content mentions.
-        Returns the full stored payload (content is withheld on the gateway when the
-        client lacks the message-content intent, as Discord does).
+        `options` are those of `store_user_message`. Returns the full stored payload
+        (content is withheld on the gateway when the client lacks the message-content
+        intent, as Discord does).
         """
-        message = self.store_user_message(
-            channel_id,
-            content,
-            author=author,
-            mention_bot=mention_bot,
-            reply_to=reply_to,
-            ping_replied=ping_replied,
-            files=files,
-            mentions=mentions,
-        )
+        message = self.store_user_message(channel_id, content, **options)
         await self.dispatch("MESSAGE_CREATE", self._as_received(message))
         return message
 
@@ -386,8 +364,13 @@ class FakeDiscord:
         files: Iterable[str] = (),
         mentions: Iterable[Json] = (),
     ) -> Json:
-        """Like `user_message` without the gateway event: history the bot has not seen
-        (it joins the thread later), returned by `GET /channels/{id}/messages`."""
+        """A person's message, stored (returned by `GET /channels/{id}/messages`) but not
+        sent on the gateway: history the bot joins later. `user_message` also sends it.
+
+        With `mention_bot`, `<@bot>` is prefixed and the bot is listed in `mentions`. A
+        reply to the bot pings it (lists it in `mentions`) unless `ping_replied` is off.
+        `files` attaches files by name; `mentions` lists people the content mentions.
+        """
         author = author or self.alice
         if channel_id in self.threads:
             self.threads[channel_id]["thread_metadata"]["archived"] = False  # posting revives
