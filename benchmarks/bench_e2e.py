@@ -11,15 +11,15 @@ people.
 
 Slack's per-workspace budgets (~45 chat.update/min) would make 50 answers take minutes,
 so platform time runs `--speedup` times faster: the bridge's Slack budgets are multiplied
-and its edit interval divided by it, and the fake Slack enforces Slack's method tiers over
-a minute divided by it. Chunk delay, latencies and wall time are real milliseconds/seconds.
+and its edit interval divided by it, and the fake Slack enforces Slack's limits (method
+tiers, posts per channel) on a clock running as much faster. Chunk delay, latencies and
+wall time are real milliseconds/seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import math
 import sys
@@ -48,15 +48,6 @@ Streaming = Literal["update", "native"]
 
 DEFAULT_SPEEDUP = 10.0
 CHUNK_DELAY = 0.01  # seconds between the mock's chunks (0.1 s of platform time at 10×)
-SLACK_MINUTE = 60.0
-# Slack's published per-method tiers (calls per minute per workspace): chat.update is
-# Tier 3, chat.appendStream Tier 4, chat.startStream and chat.stopStream Tier 2.
-SLACK_TIERS = {
-    "chat.update": 50,
-    "chat.startStream": 20,
-    "chat.appendStream": 100,
-    "chat.stopStream": 20,
-}
 SLACK_PLACEHOLDER_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
 SLACK_TEXT_METHODS = frozenset({"chat.update", "chat.appendStream", "chat.stopStream"})
 # discord.py waits this long for more guilds before it is ready; the fake has one.
@@ -299,17 +290,6 @@ class DiscordSide:
         )
 
 
-def scaled_rates(speedup: float) -> SlackRates:
-    """The production budgets, running `speedup` times faster."""
-    base = SlackRates()
-    faster = {
-        rate.name: getattr(base, rate.name) * speedup
-        for rate in dataclasses.fields(base)
-        if rate.name.endswith("_per_minute")
-    }
-    return dataclasses.replace(base, **faster)
-
-
 def rate_limited_total(platform: Platform) -> float:
     """The bridge's own count of 429s from a platform (a process-wide counter)."""
     value = REGISTRY.get_sample_value("bridge_platform_rate_limited_total", {"platform": platform})
@@ -331,8 +311,7 @@ async def slack_bridge(
     scenario: Scenario, speedup: float, mock: MockBackend, workdir: Path
 ) -> AsyncIterator[tuple[Side, Relay]]:
     """A fresh bridge on the fake Slack, warmed up."""
-    tiers_minute = SLACK_MINUTE / speedup
-    async with FakeSlack(tiers=SLACK_TIERS, minute=tiers_minute) as slack:
+    async with FakeSlack(speed=speedup) as slack:  # Slack's production limits, faster
         settings = load_settings(
             slack_bot_token=slack.bot_token,
             slack_app_token=slack.app_token,
@@ -342,7 +321,7 @@ async def slack_bridge(
         )
         async with open_runtime(settings) as runtime:
             adapter = SlackAdapter(
-                settings, runtime.relay, session=runtime.session, rates=scaled_rates(speedup)
+                settings, runtime.relay, session=runtime.session, rates=SlackRates().scaled(speedup)
             )
             await adapter.start()
             try:

@@ -25,7 +25,7 @@ from bridge.model import Question, ThreadKey
 from bridge.relay import Outcome, Relay
 from bridge.runtime import open_runtime
 from bridge.safety import source_label
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.testing.mock_backend import MockBackend
 
 CONSOLE_LIMITS = SurfaceLimits(max_message_chars=100_000, min_edit_interval=0.1)
@@ -53,13 +53,15 @@ class ConsoleSurface:
     def channel(self) -> str:
         return DEMO_THREAD.channel
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         message_id = str(len(self._messages) + 1)
         self._messages[message_id] = text
         self._redraw()
         return message_id
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         self._messages[message_id] = text
         self.edits += 1
         self._redraw()

@@ -98,6 +98,9 @@ class ReplyRenderer:
         self._closed = False  # no more text or status is taken
         self._ended = False  # the ending (final, failure or interruption) has been drawn
         self._error: PlatformError | None = None
+        self._words_shown = False  # a call showing answer text has been delivered
+        # The ending's parts and kind, once known: every later call shows them.
+        self._final: tuple[list[str], EditKind] | None = None
 
     @property
     def message_ids(self) -> list[str]:
@@ -118,7 +121,7 @@ class ReplyRenderer:
         """Post the placeholder right away, before the backend has said anything."""
         if status:
             self._status = status
-        if not await self._call(self._streaming_parts(), EditKind.STATUS):
+        if not await self._call():
             self._dirty.set()
         self._ensure_flusher()
 
@@ -179,19 +182,14 @@ class ReplyRenderer:
         (only for a 429's Retry-After): the first words are what people wait for, and
         one early edit per reply stays well inside every platform limit.
         """
-        text_shown = False
         while not self._closed and self._error is None:
             await self._dirty.wait()
-            first_text = bool(self._chunks) and not text_shown
+            first_text = bool(self._chunks) and not self._words_shown
             await self._wait_turn(
                 self._blocked_until if first_text else self._last_call + self._interval
             )
             self._dirty.clear()
-            has_text = bool(self._chunks)
-            kind = _live_kind(has_text=has_text, text_shown=text_shown)
-            if await self._call(self._streaming_parts(), kind):
-                text_shown = text_shown or has_text
-            else:
+            if not await self._call():
                 self._dirty.set()
 
     async def _wait_turn(self, ready_at: float) -> None:
@@ -226,14 +224,13 @@ class ReplyRenderer:
             log.debug("reply already concluded; ignoring a second ending")
             return
         self._closed = True  # no more input; a cancelled ending may still be redrawn
-        await self._stop_flusher()
-        parts = split_message(display, self._limit)
-        parts += [SUPERSEDED_PART] * (len(self._shown) - len(parts))
+        self._final = (split_message(display, self._limit), kind)
+        await self._stop_flusher()  # a call waiting for budget may carry the ending already
         for _ in range(MAX_FINAL_ATTEMPTS):
             if self._error is not None:
                 break
             await self._wait_turn(self._blocked_until)
-            if await self._call(parts, kind):
+            if await self._call():
                 break
         else:
             log.error("final reply text not delivered after %d rate limits", MAX_FINAL_ATTEMPTS)
@@ -260,27 +257,55 @@ class ReplyRenderer:
 
     # Platform calls ---------------------------------------------------------------
 
-    async def _call(self, parts: list[str], kind: EditKind) -> bool:
-        """Make the platform show `parts`, editing only messages that changed; every
-        post and edit of the call is of `kind`.
+    def _now(self) -> tuple[list[str], EditKind]:
+        """What the messages should show now, and the kind of call that shows it: the
+        ending once known (a message it no longer needs says so), else the live text."""
+        if self._final is not None:
+            parts, kind = self._final
+            return parts + [SUPERSEDED_PART] * (len(self._shown) - len(parts)), kind
+        return self._streaming_parts(), self._live_kind()
+
+    def _kind_now(self) -> EditKind:
+        return self._final[1] if self._final is not None else self._live_kind()
+
+    def _live_kind(self) -> EditKind:
+        """A status line until answer text exists, then the first words once, then progress."""
+        if not self._chunks:
+            return EditKind.STATUS
+        return EditKind.PROGRESS if self._words_shown else EditKind.FIRST_WORDS
+
+    async def _call(self) -> bool:
+        """Make the platform show what `_now` says, editing only messages that changed.
+
+        Each message's text is read again just before its call, and a surface that waits
+        for budget reads it once more when the call may go out (`_Draft`), so no call
+        carries older text than the renderer has, and an ending that arrives meanwhile is
+        what a waiting call delivers.
 
         Returns False when a 429 interrupted it (interval lengthened, retry due after
         `Retry-After`) or the platform refused for good (`platform_error` set).
         """
         self._in_call = True
         try:
-            for index, text in enumerate(parts):
+            index = 0
+            while index < len((now := self._now())[0]):
+                parts, kind = now
+                if index < len(self._shown) and self._shown[index] == parts[index]:
+                    index += 1
+                    continue
+                draft = _Draft(self, index)
                 if index < len(self._shown):
-                    if self._shown[index] == text:
-                        continue
-                    await self._surface.edit(self._ids[index], text, kind=kind)
-                    self._shown[index] = text
+                    await self._surface.edit(self._ids[index], parts[index], kind=kind, draft=draft)
+                    self._shown[index] = draft.sent_or(parts[index])
                 else:
-                    message_id = await self._surface.post(text, kind=kind)
+                    message_id = await self._surface.post(parts[index], kind=kind, draft=draft)
                     self._ids.append(message_id)
-                    self._shown.append(text)
+                    self._shown.append(draft.sent_or(parts[index]))
                     self._announce(message_id)
+                if draft.sent_kind_or(kind) in (EditKind.FIRST_WORDS, EditKind.PROGRESS):
+                    self._words_shown = True
                 self._last_call = self._clock()
+                index += 1
             return True
         except PlatformRateLimited as exc:
             self._last_call = self._clock()
@@ -310,12 +335,30 @@ class ReplyRenderer:
             log.exception("on_message callback failed")
 
 
-def _live_kind(*, has_text: bool, text_shown: bool) -> EditKind:
-    """The kind of a streaming call: a status line until answer text exists, then the
-    first words once, then progress."""
-    if not has_text:
-        return EditKind.STATUS
-    return EditKind.PROGRESS if text_shown else EditKind.FIRST_WORDS
+class _Draft:
+    """One message's newest text for a surface that waits for budget (`bridge.surface.Draft`);
+    remembers what it handed out, so the renderer knows what the platform shows."""
+
+    def __init__(self, renderer: ReplyRenderer, index: int) -> None:
+        self._renderer = renderer
+        self._index = index
+        self._sent: tuple[str, EditKind] | None = None
+
+    @property
+    def kind(self) -> EditKind:
+        return self._renderer._kind_now()
+
+    def text(self) -> str:
+        parts, kind = self._renderer._now()
+        text = parts[self._index] if self._index < len(parts) else SUPERSEDED_PART
+        self._sent = (text, kind)
+        return text
+
+    def sent_or(self, text: str) -> str:
+        return text if self._sent is None else self._sent[0]
+
+    def sent_kind_or(self, kind: EditKind) -> EditKind:
+        return kind if self._sent is None else self._sent[1]
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -47,6 +47,21 @@ class EditKind(StrEnum):
     NOTICE = "notice"  # an ending with a warning (failed, interrupted) or a one-line notice
 
 
+class Draft(Protocol):
+    """A call's newest content, read when the call may go out (late binding).
+
+    A surface that waits for platform budget reads `kind` while it waits (an answer that
+    ends meanwhile turns a first-words or progress call into its final one, with final
+    priority) and calls `text()` once, just before sending: what it sends is then never
+    older than what the renderer has, and the renderer learns exactly what was shown.
+    """
+
+    @property
+    def kind(self) -> EditKind: ...
+
+    def text(self) -> str: ...
+
+
 class ReplySurface(Protocol):
     """Where one answer is drawn: a thread, a DM, an interaction, a terminal.
 
@@ -64,12 +79,17 @@ class ReplySurface(Protocol):
         `post`. Stored so a later process can edit the reply (crash recovery)."""
         ...
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
-        """Post a new message in the reply location; return its id (Slack ts, Discord id)."""
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
+        """Post a new message in the reply location; return its id (Slack ts, Discord id).
+
+        With a `draft`, a surface that had to wait sends `draft.text()` instead of `text`.
+        """
         ...
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
-        """Replace the text of a message this surface posted."""
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
+        """Replace the text of a message this surface posted (`draft`: as for `post`)."""
         ...
 
     def neutralize(self, text: str) -> str:

@@ -20,7 +20,7 @@ from bridge.relay.dispatch import CONVERSATION_LOST_NOTICE
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.runtime import Runtime, open_runtime
 from bridge.store import Store, Turn, TurnStatus, open_store
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.testing.mock_backend import MockBackend
 from bridge.testing.recording_surface import RecordingEditor, RecordingSurface
 
@@ -313,7 +313,9 @@ async def test_concurrency_cap_shows_a_queued_state(mock: MockBackend, tmp_path:
 class VanishingSurface(RecordingSurface):
     """A reply whose channel is deleted after the placeholder was posted."""
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         raise PlatformError("the channel no longer exists")
 
 
@@ -415,10 +417,12 @@ class GatedSurface(RecordingSurface):
         super().__init__(limits=SurfaceLimits(max_message_chars=300, min_edit_interval=0.01))
         self.release = asyncio.Event()
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         if len(self.messages) >= 2:
             await self.release.wait()
-        await super().edit(message_id, text, kind=kind)
+        await super().edit(message_id, text, kind=kind, draft=draft)
 
 
 async def test_reply_parts_are_recorded_as_they_are_posted(runtime: Runtime) -> None:
@@ -454,9 +458,9 @@ async def test_drain_waits_for_questions_that_arrive_while_draining(
 class SlowSurface(RecordingSurface):
     """A platform slower than the drain window."""
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         await asyncio.sleep(5)
-        return await super().post(text, kind=kind)
+        return await super().post(text, kind=kind, draft=draft)
 
 
 async def test_an_unavailable_database_is_said_in_chat(runtime: Runtime) -> None:

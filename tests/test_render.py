@@ -15,7 +15,7 @@ from bridge.render import (
     status_line,
 )
 from bridge.safety import markdown_sources_block, neutralize_discord, safe_sources
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.testing.clock import FakeClock, ScriptedSurface, settle
 
 GUARD = 10.0  # seconds: only a hang would reach it; never a speed assertion
@@ -91,10 +91,12 @@ async def test_final_edit_waits_for_the_edit_in_flight() -> None:
     gate = asyncio.Event()
     plain_edit = surface.edit
 
-    async def slow_edit(message_id: str, text: str, *, kind: EditKind) -> None:
+    async def slow_edit(
+        message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         if not gate.is_set():
             await gate.wait()
-        await plain_edit(message_id, text, kind=kind)
+        await plain_edit(message_id, text, kind=kind, draft=draft)
 
     surface.edit = slow_edit  # type: ignore[method-assign]
     await renderer.start()
@@ -292,7 +294,9 @@ async def test_an_ending_cancelled_mid_call_can_still_be_drawn() -> None:
     entered = asyncio.Event()
     plain_edit = surface.edit
 
-    async def hanging_edit(message_id: str, text: str, *, kind: EditKind) -> None:
+    async def hanging_edit(
+        message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         surface.edit = plain_edit  # type: ignore[method-assign]  # only the final edit hangs
         entered.set()
         await asyncio.Event().wait()
@@ -327,11 +331,13 @@ async def test_a_progress_edit_in_flight_cannot_land_after_the_interruption() ->
     release = asyncio.Event()
     plain_edit = surface.edit
 
-    async def slow_edit(message_id: str, text: str, *, kind: EditKind) -> None:
+    async def slow_edit(
+        message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         if "▌" in text:  # the flusher's progress edit: held until released
             entered.set()
             await release.wait()
-        await plain_edit(message_id, text, kind=kind)
+        await plain_edit(message_id, text, kind=kind, draft=draft)
 
     surface.edit = slow_edit  # type: ignore[method-assign]
     await renderer.append("partial answer")

@@ -22,7 +22,7 @@ from bridge.backends.events import Source
 from bridge.config import Settings
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.safety import markdown_sources_block, neutralize_discord
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class ChannelSurface(_DiscordText):
     def channel(self) -> str:
         return str(self._channel.id)  # type: ignore[attr-defined]
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         reference = None
         if self._reply_to is not None:
             reference = self._reply_to.to_reference(fail_if_not_exists=False)
@@ -188,7 +188,9 @@ class ChannelSurface(_DiscordText):
     def stop_typing(self) -> None:
         self._typing.stop()
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         self._typing.stop()
         message = self._channel.get_partial_message(int(message_id))  # type: ignore[attr-defined]
         await guarded(message.edit(content=text, allowed_mentions=NO_MENTIONS))
@@ -217,7 +219,7 @@ class InteractionSurface(_DiscordText):
     def channel(self) -> str:
         return str(self._interaction.channel_id)
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         interaction = self._interaction
         if self._original_id is None:
             sent = await guarded(
@@ -235,7 +237,9 @@ class InteractionSurface(_DiscordText):
             self._on_post(str(sent.id))
         return str(sent.id)
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         interaction = self._interaction
         if message_id == self._original_id:
             await guarded(

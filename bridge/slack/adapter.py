@@ -32,7 +32,7 @@ from bridge.errors import BridgeError, ConfigError, PlatformError, PlatformRateL
 from bridge.model import Question
 from bridge.safety import neutralize_slack
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import UPDATE, SlackRates, WorkspaceBudgets
+from bridge.slack.budget import POST, UPDATE, SlackRates, WorkspaceBudgets
 from bridge.slack.events import Incoming, Route, route_event
 from bridge.slack.shortcuts import AskAboutMessage
 from bridge.slack.surface import (
@@ -278,6 +278,7 @@ class SlackAdapter:
             await self._api.call(
                 "chat.postMessage",
                 team_id=incoming.team_id,
+                budget=POST,
                 channel=thread.channel,
                 thread_ts=incoming.reply_thread_ts,
                 **message_fields(RESET_TEXT),

@@ -8,7 +8,7 @@ slack_sdk raises `SlackApiError` for both HTTP 429 and `ok: false`; here a 429 b
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,7 +18,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.errors import PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
-from bridge.slack.budget import Priority, TokenBucket, WorkspaceBudgets
+from bridge.slack.budget import POST, Priority, Rank, TokenBucket, WorkspaceBudgets
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,6 @@ class SlackCallError(PlatformError):
         super().__init__(f"Slack {method} failed: {error}")
         self.method = method
         self.error = error
-
-
-class BudgetBusy(PlatformRateLimited):
-    """The workspace budget had no token within an optional call's patience: like a 429
-    with nothing to wait out, so the caller tries again later, with newer text."""
-
-    def __init__(self, method: str) -> None:
-        super().__init__(0.0, PLATFORM)
-        self.method = method
 
 
 def _error_code(exc: SlackApiError) -> str:
@@ -77,21 +68,25 @@ class SlackApi:
         *,
         team_id: str = "",
         budget: str | None = None,
-        priority: Priority = Priority.FINAL,
-        patience: float = math.inf,
+        priority: Rank = Priority.FINAL,
+        fill: Callable[[], dict[str, Any]] | None = None,
         **params: Any,
     ) -> AsyncSlackResponse:
-        """Call `method` with JSON `params`, first taking a token from `budget` if given:
-        served by `priority` among the calls waiting for it, for at most `patience` s.
+        """Call `method` with JSON `params`, first taking a token from `budget` if given
+        (the channel's, for `POST`), served by `priority` among the calls waiting for it.
+        `fill`, called once the call may go out, adds the parameters that should be as
+        new as possible (the text: late binding).
 
         Raises:
-            BudgetBusy: no token came within `patience` (nothing was sent).
-            PlatformRateLimited: Slack answered 429 (the workspace budget is paused too).
+            PlatformRateLimited: Slack answered 429 (the budget is paused too).
             SlackCallError: Slack refused or could not be reached.
         """
-        bucket = self.budgets.bucket(team_id, budget) if budget else None
-        if bucket is not None and not await bucket.acquire(priority, within=patience):
-            raise BudgetBusy(method)
+        scope = str(params.get("channel", "")) if budget == POST else ""
+        bucket = self.budgets.bucket(team_id, budget, scope) if budget else None
+        if bucket is not None:
+            await bucket.acquire(priority)
+        if fill is not None:
+            params |= fill()
         return await self._send(method, bucket, params)
 
     async def try_call(

@@ -5,23 +5,24 @@ message: retrying after each 429 is not pacing. Every surface in a workspace tak
 token from the same bucket before an edit; when the bucket is empty the edit waits (the
 renderer keeps merging text meanwhile, so each answer simply updates less often), and a
 429 pauses the whole bucket for its `Retry-After`. Waiting calls are served by
-`Priority` (first words, then finals, then progress); a call may give up after a
-while, spending nothing.
+`Priority` (finals, then first words, then progress), read again at every grant: a call
+that waits while its answer ends is served as a final (late binding, `bridge.surface.Draft`).
 
 Slack counts each method separately, so each gets its own bucket: `chat.update` (Tier 3),
-`chat.appendStream` (Tier 4), and the Tier 2 `chat.startStream` and `chat.stopStream`.
+`chat.appendStream` (Tier 4), the Tier 2 `chat.startStream` and `chat.stopStream`, and
+`chat.postMessage`, which Slack limits per channel (about one per second, short bursts)
+rather than per workspace, so its buckets are per (workspace, channel).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 log = logging.getLogger(__name__)
@@ -36,17 +37,23 @@ STREAM_PER_MINUTE = 90.0
 STREAM_BURST = 10
 STREAM_EDGE_PER_MINUTE = 18.0
 STREAM_EDGE_BURST = 5
+# chat.postMessage: ~1/s per channel with short bursts; placeholders of several answers
+# in one channel, split-off parts and notices all queue here.
+POST_PER_MINUTE = 54.0
+POST_BURST = 2
 
 UPDATE = "update"  # chat.update
 STREAM = "stream"  # chat.appendStream
 STREAM_START = "stream_start"  # chat.startStream
 STREAM_STOP = "stream_stop"  # chat.stopStream
+POST = "post"  # chat.postMessage, one bucket per channel
 
 
 @dataclass(frozen=True)
 class SlackRates:
     """Per-workspace budgets: sustained calls per minute and burst size for each kind
-    (`stream_edge_*` applies to startStream and stopStream, each with its own bucket)."""
+    (`stream_edge_*` applies to startStream and stopStream, each with its own bucket;
+    `post_*` to each channel's chat.postMessage)."""
 
     update_per_minute: float = UPDATE_PER_MINUTE
     update_burst: int = UPDATE_BURST
@@ -54,6 +61,8 @@ class SlackRates:
     stream_burst: int = STREAM_BURST
     stream_edge_per_minute: float = STREAM_EDGE_PER_MINUTE
     stream_edge_burst: int = STREAM_EDGE_BURST
+    post_per_minute: float = POST_PER_MINUTE
+    post_burst: int = POST_BURST
 
     def for_kind(self, kind: str) -> tuple[float, int]:
         """(calls per minute, burst) for a budget kind."""
@@ -61,31 +70,53 @@ class SlackRates:
             return self.update_per_minute, self.update_burst
         if kind == STREAM:
             return self.stream_per_minute, self.stream_burst
+        if kind == POST:
+            return self.post_per_minute, self.post_burst
         return self.stream_edge_per_minute, self.stream_edge_burst
+
+    def scaled(self, speed: float) -> SlackRates:
+        """These budgets for a Slack whose clock runs `speed` times faster (tests and
+        benchmarks against `FakeSlack(speed=…)`): rates scale, bursts do not."""
+        return SlackRates(
+            update_per_minute=self.update_per_minute * speed,
+            update_burst=self.update_burst,
+            stream_per_minute=self.stream_per_minute * speed,
+            stream_burst=self.stream_burst,
+            stream_edge_per_minute=self.stream_edge_per_minute * speed,
+            stream_edge_burst=self.stream_edge_burst,
+            post_per_minute=self.post_per_minute * speed,
+            post_burst=self.post_burst,
+        )
 
 
 class Priority(IntEnum):
     """Which waiting call a freed token goes to: lower first, arrival order within one.
 
-    First words come before finals: under load every answer costs at least its first
-    and its final edit, and new answers start only as others finish, so serving first
-    texts first takes nothing from throughput yet spares people staring at a
-    placeholder; finals cannot starve, as each answer has one first text and the
-    concurrency cap bounds how many wait at once. Progress edits come last: one that
-    is skipped only means an answer updates less often.
+    Finals come first: under saturation a final both ends an answer and frees its slot,
+    while first words served before it would cost a second edit of that answer later
+    (a first-words call still waiting when its answer ends simply becomes the final, so
+    most answers then cost one edit, not two). Progress edits come last: one that waits
+    only means an answer updates less often, and it carries the newest text when served.
     """
 
-    FIRST_TEXT = 0  # the edit that replaces a placeholder with the first answer words
-    FINAL = 1  # an answer's last edit, and any call not marked otherwise
-    PROGRESS = 2  # an intermediate edit of text already showing
+    FINAL = 0  # an answer's last edit, and any call not marked otherwise
+    FIRST_TEXT = 1  # the edit that replaces a placeholder with the first answer words
+    PROGRESS = 2  # an intermediate edit of text already showing, or a status line
 
 
-@dataclass(order=True)
+Rank = Priority | Callable[[], Priority]
+
+
+@dataclass
 class _Waiter:
-    priority: int
+    rank: Rank
     arrival: int
-    deadline: float = field(compare=False)
-    granted: asyncio.Future[bool] = field(compare=False)
+    deadline: float
+    granted: asyncio.Future[bool]
+
+    def order(self) -> tuple[int, int]:
+        priority = self.rank() if callable(self.rank) else self.rank
+        return int(priority), self.arrival
 
 
 class TokenBucket:
@@ -94,7 +125,8 @@ class TokenBucket:
     In any window of `w` seconds at most `burst + w * rate_per_minute / 60` calls pass.
     The bucket hands tokens out itself (a timer wakes it when the next one is due or a
     waiter's patience ends), so a caller arriving later with a higher priority overtakes
-    those already waiting.
+    those already waiting; a waiter's priority may be a function, read at every grant
+    (few calls wait at once, so finding the first is a scan, not a heap).
     """
 
     def __init__(
@@ -117,18 +149,16 @@ class TokenBucket:
         self._timer: asyncio.Task[None] | None = None
         self._timer_due = math.inf
 
-    async def acquire(
-        self, priority: Priority = Priority.FINAL, *, within: float = math.inf
-    ) -> bool:
+    async def acquire(self, priority: Rank = Priority.FINAL, *, within: float = math.inf) -> bool:
         """Wait until a call may be made and spend one token (True), or give up after
         `within` seconds without spending one (False). A caller cancelled while waiting
-        spends nothing either."""
+        spends nothing either. `priority` may be a function (read at every grant)."""
         if not self._waiters and self._take():
             return True
         loop = asyncio.get_running_loop()
         deadline = self._clock() + within
         waiter = _Waiter(priority, next(self._arrivals), deadline, loop.create_future())
-        heapq.heappush(self._waiters, waiter)
+        self._waiters.append(waiter)
         self._serve()
         try:
             return await waiter.granted
@@ -167,14 +197,11 @@ class TokenBucket:
     def _serve(self) -> None:
         """Grant free tokens to the first waiters, turn away those out of patience, and
         if any are left, wake when the next token is due or the next patience ends."""
-        while self._waiters:
-            head = self._waiters[0]
-            if head.granted.done():  # cancelled, not yet withdrawn
-                heapq.heappop(self._waiters)
-            elif self._take():
-                heapq.heappop(self._waiters).granted.set_result(True)
-            else:
-                break
+        self._waiters = [w for w in self._waiters if not w.granted.done()]
+        while self._waiters and self._take():
+            head = min(self._waiters, key=_Waiter.order)
+            self._waiters.remove(head)
+            head.granted.set_result(True)
         now = self._clock()
         self._expire(now)
         if self._waiters:
@@ -187,9 +214,7 @@ class TokenBucket:
                 waiting.append(waiter)
             elif not waiter.granted.done():
                 waiter.granted.set_result(False)
-        if len(waiting) < len(self._waiters):
-            heapq.heapify(waiting)
-            self._waiters = waiting
+        self._waiters = waiting
 
     def _next_token_at(self, now: float) -> float:
         self._refill(now)
@@ -221,7 +246,6 @@ class TokenBucket:
             self._tokens = min(self._capacity, self._tokens + 1.0)
         elif waiter in self._waiters:
             self._waiters.remove(waiter)
-            heapq.heapify(self._waiters)
         if not self._waiters:
             self._cancel_timer()
         self._serve()
@@ -234,14 +258,15 @@ def _log_crash(task: asyncio.Task[None]) -> None:
 
 
 class WorkspaceBudgets:
-    """Buckets created on first use, one per (workspace, kind)."""
+    """Buckets created on first use, one per (workspace, kind, scope): the scope is the
+    channel for `POST`, empty for the per-workspace kinds."""
 
     def __init__(self, rates: SlackRates = SlackRates()) -> None:
         self._rates = rates
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
 
-    def bucket(self, team_id: str, kind: str) -> TokenBucket:
-        key = (team_id, kind)
+    def bucket(self, team_id: str, kind: str, scope: str = "") -> TokenBucket:
+        key = (team_id, kind, scope)
         found = self._buckets.get(key)
         if found is None:
             found = TokenBucket(*self._rates.for_kind(kind))

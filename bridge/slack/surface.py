@@ -14,15 +14,16 @@ Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
   the stream or the Tier 2 `chat.startStream` budget is spent, so answers never queue
   behind stream starts.
 
-Edits take their turn in the workspace budget by `Priority`, from the kind the renderer
-gives each call (`edit_priority`): first words, then finals, then progress, which gives
-up after one edit interval rather than delay the answer's final edit behind a stale one.
+Calls take their turn in the workspace budget (posts: the channel's) by `Priority`, from
+the kind the renderer gives each call (`edit_priority`): finals, then first words, then
+progress. A call sends its text only once its token is granted, read from the renderer's
+`Draft` at that moment, so a waiting call never shows stale text, and one still waiting
+when its answer ends is the final edit (with final priority from then on).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,8 +32,8 @@ from bridge.backends.events import Source
 from bridge.errors import PlatformRateLimited
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import STREAM, STREAM_START, STREAM_STOP, UPDATE, Priority
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.slack.budget import POST, STREAM, STREAM_START, STREAM_STOP, UPDATE, Priority
+from bridge.surface import Draft, EditKind, SurfaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,17 @@ def edit_priority(kind: EditKind) -> Priority:
     return EDIT_PRIORITY[kind]
 
 
+def _late_text(text: str, kind: EditKind, draft: Draft | None) -> dict[str, Any]:
+    """`priority` and `fill` for `SlackApi.call`: the draft's kind and text as they are
+    when the call may go out, or `text` and `kind` as given."""
+    if draft is None:
+        return {"priority": edit_priority(kind), "fill": lambda: message_fields(text)}
+    return {
+        "priority": lambda: edit_priority(draft.kind),
+        "fill": lambda: message_fields(draft.text()),
+    }
+
+
 class NativeStreaming:
     """Decides per workspace and conversation kind whether to try native streaming
     (SLACK_STREAMING).
@@ -165,38 +177,32 @@ class UpdateSurface:
     def channel(self) -> str:
         return self._target.channel
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
+        """chat.postMessage, paced per channel (placeholders, split-off parts, notices)."""
         response = await self._api.call(
             "chat.postMessage",
             team_id=self._target.team_id,
+            budget=POST,
             channel=self._target.channel,
             thread_ts=self._target.thread_ts,
             unfurl_links=False,
             unfurl_media=False,
-            **message_fields(text),
+            **_late_text(text, kind, draft),
         )
         return str(response["ts"])
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
-        """Budgeted `chat.update`. A progress edit waits for a token at most one edit
-        interval, then raises `BudgetBusy`: by then the renderer has newer text, and the
-        answer's final edit must not queue behind a stale one (the renderer sends it only
-        once this call returns)."""
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
+        """chat.update from the workspace budget, with the draft's newest text."""
         await self._api.call(
             "chat.update",
             team_id=self._target.team_id,
             budget=UPDATE,
             channel=self._target.channel,
             ts=message_id,
-            **self._turn(kind),
-            **message_fields(text),
+            **_late_text(text, kind, draft),
         )
-
-    def _turn(self, kind: EditKind) -> dict[str, Any]:
-        """`priority` and `patience` for a budgeted call of `kind`."""
-        priority = edit_priority(kind)
-        patience = self.limits.min_edit_interval if priority is Priority.PROGRESS else math.inf
-        return {"priority": priority, "patience": patience}
 
     def neutralize(self, text: str) -> str:
         return neutralize_slack(text)
@@ -231,10 +237,10 @@ class StreamSurface(UpdateSurface):
         self._native = native
         self._open: dict[str, _Stream] = {}
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         target = self._target
         if target.thread_ts is None or not self._native.wanted(target):
-            return await super().post(text, kind=kind)
+            return await super().post(text, kind=kind, draft=draft)
         await self._stop_all()  # a new part means the earlier ones are sealed
         try:
             response = await self._api.try_call(
@@ -252,15 +258,17 @@ class StreamSurface(UpdateSurface):
             self._native.refused(target, exc.error)
             response = None
         if response is None:
-            return await super().post(text, kind=kind)
+            return await super().post(text, kind=kind, draft=draft)
         message_id = str(response["ts"])
         self._open[message_id] = _Stream(latest=self._unmarked(text, kind))
         return message_id
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         stream = self._open.get(message_id)
         if stream is None:
-            await super().edit(message_id, text, kind=kind)
+            await super().edit(message_id, text, kind=kind, draft=draft)
             return
         streamed = stream.latest = self._unmarked(text, kind)
         if kind is EditKind.STATUS:
@@ -276,7 +284,7 @@ class StreamSurface(UpdateSurface):
                     STREAM,
                     ts=message_id,
                     markdown_text=suffix,
-                    **self._turn(kind),
+                    priority=edit_priority(kind),
                 )
             except SlackCallError as exc:
                 log.warning("appendStream failed (%s); finishing with chat.update", exc.error)

@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from bridge.errors import BridgeError
-from bridge.surface import EditKind
+from bridge.surface import Draft, EditKind
 from bridge.testing.recording_surface import RecordingSurface
 
 
@@ -60,13 +60,15 @@ class ScriptedSurface(RecordingSurface):
     failures: list[BridgeError] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         self._maybe_fail()
-        return await super().post(text, kind=kind)
+        return await super().post(text, kind=kind, draft=draft)
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         self._maybe_fail()
-        await super().edit(message_id, text, kind=kind)
+        await super().edit(message_id, text, kind=kind, draft=draft)
 
     def _maybe_fail(self) -> None:
         if self.clock is not None:

@@ -6,10 +6,11 @@ assert what a person would see, and can misbehave on request: no streaming API
 (`unknown_method`), streaming refused with a chosen error, or a 429 with Retry-After on the
 Nth call of a method.
 
-Given `tiers` (method → calls per minute), it also enforces Slack's per-method rate tiers
-the way Slack does: a call beyond its method's limit within a sliding window of `minute`
-seconds gets a 429 with Retry-After (when the oldest counted call leaves the window). A
-shorter `minute` runs Slack time faster, for benchmarks.
+It enforces Slack's rate limits by default (`bridge.testing.slack_limits`): per-method
+tiers (a call beyond its method's limit within a sliding minute gets a 429 with
+Retry-After, when the oldest counted call leaves the window), chat.postMessage about once
+a second per channel, and native streams that Slack ends after about 5 minutes. `speed`
+runs Slack time faster, for tests and benchmarks; `limits=None` turns enforcement off.
 
 Like Slack, it refuses a call that lacks a required parameter, with the error code Slack
 uses (`REQUIRED_PARAMS`), so a wrong call fails in tests instead of in production. It
@@ -35,7 +36,6 @@ import json
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 from aiohttp import WSMsgType, web
 
 from bridge.testing.server import serve_app
+from bridge.testing.slack_limits import SlackLimits
 from bridge.testing.slack_socket_mode import (
     ACK_TIMEOUT_SECONDS,
     RETRY_DELAYS_SECONDS,
@@ -126,6 +127,7 @@ class FakeMessage:
     thread_ts: str | None
     text: str
     streaming: bool = False
+    started_at: float = 0.0  # monotonic time a stream started (Slack ends old ones)
     unfurl_links: bool | None = None
     history: list[str] = field(default_factory=list)
     user: str | None = None  # the author; the bot's own messages also carry `bot_id`
@@ -207,17 +209,19 @@ class FakeSlack:
         team_id: str = "T0FAKE",
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
-        tiers: Mapping[str, int] | None = None,
-        minute: float = 60.0,
+        limits: SlackLimits | None = None,
+        speed: float = 1.0,
+        enforce_limits: bool = True,
         channels: Iterable[str] = DEFAULT_CHANNELS,
         ack_timeout: float = ACK_TIMEOUT_SECONDS,
         retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
     ) -> None:
         """
         Args:
-            tiers: calls per `minute` allowed per method (e.g. `{"chat.update": 50}`);
-                methods not listed, and every method when None, are never limited.
-            minute: the sliding window's length in seconds.
+            limits: the rate limits to enforce; default: Slack's production limits
+                (`SlackLimits()`) at `speed`.
+            speed: how much faster than real time Slack's clock runs for the default limits.
+            enforce_limits: False answers every call, however fast.
             channels: the workspace's channels (events add the ones they come from).
             ack_timeout, retry_delays: Socket Mode's acknowledgement deadline and the
                 pause before each re-delivery (Slack's by default).
@@ -240,9 +244,7 @@ class FakeSlack:
         self._triggers: dict[str, float] = {}  # trigger_id -> when it was issued
         self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened
         self._counts: dict[str, int] = {}
-        self._tiers = dict(tiers or {})
-        self._minute = minute
-        self._recent: dict[str, deque[float]] = {method: deque() for method in self._tiers}
+        self.limits = (limits or SlackLimits(speed=speed)) if enforce_limits else None
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
@@ -520,7 +522,7 @@ class FakeSlack:
         self._counts[method] = self._counts.get(method, 0) + 1
         try:
             self._check_rate_limit(method)
-            self._check_tier(method)
+            self._check_limits(method, params)
             self._check_token(method, request, form)
             if method in self._method_errors:
                 raise _Refusal(self._method_errors[method])
@@ -543,19 +545,20 @@ class FakeSlack:
             del self._rate_limits[method]
             raise _Refusal("ratelimited", 429, {"Retry-After": _whole_seconds(limit[1])})
 
-    def _check_tier(self, method: str) -> None:
-        """Refuse a call over its method's tier in the sliding window; count it otherwise."""
-        recent = self._recent.get(method)
-        if recent is None:
-            return
-        now = time.monotonic()
-        while recent and recent[0] <= now - self._minute:
-            recent.popleft()
-        if len(recent) >= self._tiers[method]:
-            # Rounded up, so a client that waits exactly this long gets through.
-            retry_after = recent[0] + self._minute - now
-            raise _Refusal("ratelimited", 429, {"Retry-After": _whole_seconds(retry_after)})
-        recent.append(now)
+    def _check_limits(self, method: str, params: dict[str, Any]) -> None:
+        """Refuse a call over a rate limit (`SlackLimits`); count it otherwise."""
+        retry_after = None if self.limits is None else self.limits.over(method, params)
+        if retry_after is not None:
+            header = self.limits.retry_after_header(retry_after) if self.limits else ""
+            raise _Refusal("ratelimited", 429, {"Retry-After": header})
+
+    def _streaming(self, message: FakeMessage) -> bool:
+        """Whether `message` still streams: Slack ends a stream left open too long, keeping
+        what was appended (later appends and stops fail)."""
+        limits = self.limits
+        if message.streaming and limits and limits.stream_expired(message.started_at):
+            message.streaming = False
+        return message.streaming
 
     # Strictness ------------------------------------------------------------------------
 
@@ -648,7 +651,7 @@ class FakeSlack:
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._message(params)
-        if message.streaming:
+        if self._streaming(message):
             raise _Refusal("streaming_state_conflict")
         self._shown(message, params)
         return {"channel": message.channel, "ts": message.ts, "text": message.text}
@@ -671,6 +674,7 @@ class FakeSlack:
             streaming=True,
             user=self.bot_user_id,
             bot_id=self.bot_id,
+            started_at=time.monotonic(),
         )
         message.show(self._markdown_text(params))
         self.messages[message.ts] = message
@@ -680,7 +684,7 @@ class FakeSlack:
         if not self.streaming_supported:
             raise _Refusal("unknown_method")
         message = self._message(params)
-        if not message.streaming:
+        if not self._streaming(message):
             raise _Refusal("message_not_in_streaming_state")
         message.show(message.text + self._markdown_text(params))
         return {"channel": message.channel, "ts": message.ts}
@@ -689,7 +693,7 @@ class FakeSlack:
         if not self.streaming_supported:
             raise _Refusal("unknown_method")
         message = self._message(params)
-        if not message.streaming:
+        if not self._streaming(message):
             raise _Refusal("message_not_in_streaming_state")
         message.streaming = False
         message.show(message.text + self._markdown_text(params))

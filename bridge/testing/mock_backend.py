@@ -65,6 +65,7 @@ SCENARIOS = frozenset(
         "long",
         "hostile-sources",
         "empty",
+        "terse",
     }
 )
 _MARKER = re.compile(r"\[mock:([a-z0-9-]+)\]")
@@ -92,6 +93,7 @@ HOSTILE_TEXT = (
     "may ping anybody.\n\nThe sources below are hostile too."
 )
 UNKNOWN_CHATLOG = {"error": "Chatlog not found"}
+TERSE_TEXT = "_No._"
 WONDERCHAT_ERROR = "The chatbot is temporarily unavailable"
 WIDGET_ERROR = "The model is overloaded, please retry"
 ERROR_PAGE = (
@@ -305,6 +307,8 @@ class MockBackend:
                 return replace(plan, text=HOSTILE_TEXT, sources=HOSTILE_SOURCES)
             case "empty":
                 return replace(plan, text="", sources=())
+            case "terse":  # a whole answer shaped like a status line
+                return replace(plan, text=TERSE_TEXT, sources=())
         return plan
 
     def _refusal(self, scenario: str) -> web.Response | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bridge.backends.events import Source
 from bridge.safety import markdown_sources_block, neutralize_discord
-from bridge.surface import EditKind, SurfaceLimits
+from bridge.surface import Draft, EditKind, SurfaceLimits
 
 
 @dataclass
@@ -36,14 +36,16 @@ class RecordingSurface:
         """Everything shown, messages joined in order."""
         return "\n".join(self.messages.values())
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         message_id = f"m{len(self.messages) + 1}"
         self.messages[message_id] = text
         self.calls.append(("post", message_id, text))
         self.kinds.append(kind)
         return message_id
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         self.messages[message_id] = text
         self.calls.append(("edit", message_id, text))
         self.kinds.append(kind)

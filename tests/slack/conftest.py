@@ -22,18 +22,13 @@ from bridge.slack import SlackAdapter
 from bridge.slack.budget import SlackRates
 from bridge.testing.fake_slack import FakeMessage, FakeSlack
 from bridge.testing.mock_backend import MockBackend
+from bridge.testing.slack_limits import SlackLimits
 
 MOCK_DELAY = 0.005  # seconds between mock chunks: several visible edits, still quick
-# Slack's real budgets pace one answer to ~1 edit/s; tests that do not study pacing use
-# generous ones so they stay fast.
-FAST_RATES = SlackRates(
-    update_per_minute=6000,
-    update_burst=20,
-    stream_per_minute=6000,
-    stream_burst=20,
-    stream_edge_per_minute=6000,
-    stream_edge_burst=20,
-)
+# The fake Slack enforces Slack's production limits with its clock running this much
+# faster, and the bridge's budgets are scaled alike: production proportions, test speed.
+TEST_SPEED = 100.0
+FAST_RATES = SlackRates().scaled(TEST_SPEED)
 
 
 @dataclass
@@ -134,15 +129,18 @@ async def _running_bridge(
     backend: str = "wonderchat",
     rates: SlackRates | None = None,
     session: aiohttp.ClientSession | None = None,
+    limits: SlackLimits | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Bridge]:
-    """Start fake Slack, mock backend, runtime and the Slack adapter; stop them after.
+    """Start fake Slack (`limits`: Slack's production limits at TEST_SPEED by default),
+    mock backend, runtime and the Slack adapter; stop them after.
 
     `session` replaces the runtime's for Slack calls (a test that traces them). A test
     that passes checks that bolt acknowledged every envelope within Slack's 3 s: the
     fake re-delivers late ones, as Slack does.
     """
-    async with FakeSlack() as slack, MockBackend(delay=MOCK_DELAY) as mock:
+    fake = FakeSlack(limits=limits or SlackLimits(speed=TEST_SPEED))
+    async with fake as slack, MockBackend(delay=MOCK_DELAY) as mock:
         settings = bridge_settings(slack, mock, tmp_path, backend, **overrides)
         async with open_runtime(settings) as runtime:
             adapter = SlackAdapter(
@@ -168,6 +166,7 @@ class StartBridge(Protocol):
         backend: str = ...,
         rates: SlackRates | None = ...,
         session: aiohttp.ClientSession | None = ...,
+        limits: SlackLimits | None = ...,
         **overrides: Any,
     ) -> AbstractAsyncContextManager[Bridge]: ...
 

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.testing.fake_slack import FakeSlack
+from bridge.testing.slack_limits import SlackLimits
 
 STREAM_IN_CHANNEL = {
     "channel": "C1",
@@ -130,7 +131,7 @@ async def test_refusals_carry_slacks_explanation(client: AsyncWebClient) -> None
 
 
 async def test_tiers_limit_each_method_per_minute_with_retry_after() -> None:
-    async with FakeSlack(tiers={"chat.update": 2}) as slack:
+    async with FakeSlack(limits=SlackLimits({"chat.update": 2}, channel_posts=None)) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         posted = await client.chat_postMessage(channel="C1", text="placeholder")
         for n in range(2):
@@ -148,15 +149,17 @@ async def test_tiers_limit_each_method_per_minute_with_retry_after() -> None:
 
 
 async def test_the_tier_window_slides_so_a_call_after_retry_after_succeeds() -> None:
-    async with FakeSlack(tiers={"chat.postMessage": 1}, minute=1.0) as slack:
+    limits = SlackLimits({"chat.update": 1}, channel_posts=None, speed=60.0)  # 1 s minutes
+    async with FakeSlack(limits=limits) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-        await client.chat_postMessage(channel="C1", text="first")
+        posted = await client.chat_postMessage(channel="C1", text="first")
+        await client.chat_update(channel="C1", ts=posted["ts"], text="edit")
         with pytest.raises(SlackApiError) as caught:
-            await client.chat_postMessage(channel="C1", text="too soon")
+            await client.chat_update(channel="C1", ts=posted["ts"], text="too soon")
         await asyncio.sleep(float(caught.value.response.headers["Retry-After"]))
-        await client.chat_postMessage(channel="C1", text="after the window")
+        await client.chat_update(channel="C1", ts=posted["ts"], text="after the window")
 
-    assert [m.text for m in slack.messages.values()] == ["first", "after the window"]
+    assert slack.messages[posted["ts"]].history == ["first", "edit", "after the window"]
 
 
 # Strictness: what Slack refuses by default -------------------------------------------
@@ -259,3 +262,38 @@ async def test_an_acknowledged_envelope_is_not_redelivered_and_a_late_ack_is_not
 
     assert slack.socket_mode.late_acks == [late]
     assert len(slack.socket_mode.deliveries) == 2 and not slack.redeliveries
+
+
+async def test_posts_are_limited_per_channel_with_a_short_burst() -> None:
+    async with FakeSlack(channels=("C1", "C2")) as slack:  # production: 1/s per channel, burst 3
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        for n in range(3):
+            await client.chat_postMessage(channel="C1", text=f"burst {n}")
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postMessage(channel="C1", text="one too many")
+        await client.chat_postMessage(channel="C2", text="another channel")
+
+    assert caught.value.response.status_code == 429
+    assert 0 < float(caught.value.response.headers["Retry-After"]) <= 1.0
+    assert slack.refused == [("chat.postMessage", "ratelimited")]
+
+
+async def test_slack_ends_streams_left_open_too_long() -> None:
+    async with FakeSlack(speed=3000.0) as slack:  # a 5-minute stream lasts 0.1 s
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        started = await client.api_call(
+            "chat.startStream", json={"channel": "D1", "thread_ts": "1.1"}
+        )
+        ts = started["ts"]
+        await client.api_call(
+            "chat.appendStream", json={"channel": "D1", "ts": ts, "markdown_text": "kept"}
+        )
+        await asyncio.sleep(0.15)
+        with pytest.raises(SlackApiError) as caught:
+            await client.api_call(
+                "chat.appendStream", json={"channel": "D1", "ts": ts, "markdown_text": " lost"}
+            )
+        await client.chat_update(channel="D1", ts=ts, text="kept, and the rest")
+
+    assert caught.value.response["error"] == "message_not_in_streaming_state"
+    assert slack.messages[ts].text == "kept, and the rest"

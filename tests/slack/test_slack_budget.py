@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from bridge.slack.budget import (
     STREAM,
@@ -122,14 +123,36 @@ async def test_waiters_are_served_by_priority_then_arrival() -> None:
     assert await bucket.acquire()  # the burst is spent: everyone below waits
     arrivals = [Priority.PROGRESS, Priority.FINAL, Priority.FIRST_TEXT, Priority.FINAL]
     assert await grant_order(bucket, t, arrivals) == [
-        "FIRST_TEXT2@1",
-        "FINAL1@2",
-        "FINAL3@3",
+        "FINAL1@1",
+        "FINAL3@2",
+        "FIRST_TEXT2@3",
         "PROGRESS0@4",
     ]
 
 
-async def test_a_later_first_text_overtakes_calls_already_waiting() -> None:
+async def test_a_priority_read_at_grant_time_follows_the_answer() -> None:
+    """A first-words call whose answer ends while it waits is served as a final."""
+    t = FakeTime()
+    bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
+    await bucket.acquire()
+    ended = False
+    order: list[str] = []
+
+    async def call(name: str, priority: Priority | Callable[[], Priority]) -> None:
+        await bucket.acquire(priority)
+        order.append(name)
+
+    first = asyncio.create_task(call("first words", Priority.FIRST_TEXT))
+    late = asyncio.create_task(
+        call("late-bound", lambda: Priority.FINAL if ended else Priority.PROGRESS)
+    )
+    await asyncio.sleep(0)
+    ended = True
+    await asyncio.gather(first, late)
+    assert order == ["late-bound", "first words"]
+
+
+async def test_a_later_final_overtakes_calls_already_waiting() -> None:
     t = FakeTime()
     bucket = TokenBucket(60.0, 1, clock=t.clock, sleep=t.sleep)
     await bucket.acquire()
@@ -139,11 +162,11 @@ async def test_a_later_first_text_overtakes_calls_already_waiting() -> None:
         await bucket.acquire(priority)
         order.append(name)
 
-    waiting = [asyncio.create_task(call(f"final{n}", Priority.FINAL)) for n in range(3)]
-    await asyncio.sleep(0)  # they are queued before the first words arrive
-    await call("first words", Priority.FIRST_TEXT)
+    waiting = [asyncio.create_task(call(f"first{n}", Priority.FIRST_TEXT)) for n in range(3)]
+    await asyncio.sleep(0)  # they are queued before the final arrives
+    await call("final", Priority.FINAL)
     await asyncio.gather(*waiting)
-    assert order == ["first words", "final0", "final1", "final2"]
+    assert order == ["final", "first0", "first1", "first2"]
 
 
 async def test_a_caller_out_of_patience_gives_up_without_spending_a_token() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -11,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.backends.events import Source
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_RATE_LIMITED
-from bridge.slack.api import BudgetBusy, SlackApi
+from bridge.slack.api import SlackApi
 from bridge.slack.budget import Priority, SlackRates, WorkspaceBudgets
 from bridge.slack.surface import (
     NativeStreaming,
@@ -299,12 +300,12 @@ def test_edit_priority_comes_from_the_kind_the_renderer_gives() -> None:
     assert edit_priority(EditKind.NOTICE) is Priority.FINAL
 
 
-async def test_first_words_then_finals_then_progress_share_the_update_budget(
+async def test_finals_then_first_words_then_progress_share_the_update_budget(
     slack: FakeSlack,
 ) -> None:
     # One token per 0.3 s and no burst to speak of: the three edits below all wait.
     api = budgeted_api(slack, SlackRates(update_per_minute=200, update_burst=1))
-    surface = UpdateSurface(api, THREAD, edit_interval=5.0)  # progress waits long enough
+    surface = UpdateSurface(api, THREAD, edit_interval=5.0)
     marker = surface.limits.streaming_marker
     streaming, finishing, waiting = [
         await surface.post(text, kind=STATUS) for text in ("A", "B", "_Q…_")
@@ -317,24 +318,39 @@ async def test_first_words_then_finals_then_progress_share_the_update_budget(
         surface.edit(waiting, "C" + marker, kind=FIRST_WORDS),
     )
     shown = [call.params["text"] for call in slack.calls_to("chat.update")]
-    assert shown == ["A1" + marker, "C" + marker, "B, final", "A12" + marker]
+    assert shown == ["A1" + marker, "B, final", "C" + marker, "A12" + marker]
 
 
-async def test_a_progress_edit_gives_up_after_one_interval_and_sends_nothing(
+@dataclass
+class MovingDraft:
+    """A renderer's draft in miniature: text and kind change while the call waits."""
+
+    current: str
+    kind: EditKind
+    handed: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        self.handed.append(self.current)
+        return self.current
+
+
+async def test_a_waiting_edit_sends_the_newest_text_and_rises_to_final(
     slack: FakeSlack,
 ) -> None:
     api = budgeted_api(slack, SlackRates(update_per_minute=120, update_burst=1))
     surface = UpdateSurface(api, THREAD, edit_interval=0.05)
-    marker = surface.limits.streaming_marker
     first, second = await surface.post("one", kind=STATUS), await surface.post("two", kind=STATUS)
-    await surface.edit(first, "one, more" + marker, kind=FIRST_WORDS)  # spends the only token
-    final = asyncio.create_task(surface.edit(second, "two, final", kind=FINAL))
-    await asyncio.sleep(0)  # the final edit waits for the next token (0.5 s)
-    with pytest.raises(BudgetBusy):
-        await surface.edit(first, "one, more and more" + marker, kind=PROGRESS)
-    await final
-    assert slack.messages[first].history == ["one", "one, more" + marker]
-    assert slack.messages[second].text == "two, final"
+    await surface.edit(first, "one, more", kind=FIRST_WORDS)  # spends the only token
+    draft = MovingDraft("two, first words", FIRST_WORDS)
+    waiting = asyncio.create_task(surface.edit(second, draft.current, kind=draft.kind, draft=draft))
+    progress = asyncio.create_task(surface.edit(first, "one, more and more", kind=PROGRESS))
+    await asyncio.sleep(0.1)  # both wait for the token due at 0.5 s
+    draft.current, draft.kind = "two, the whole answer", FINAL
+    await asyncio.gather(waiting, progress)
+    assert slack.messages[second].history == ["two", "two, the whole answer"]
+    assert draft.handed == ["two, the whole answer"]  # read once, when it went out
+    updates = [call.params["ts"] for call in slack.calls_to("chat.update")]
+    assert updates == [first, second, first]  # the final overtook the progress edit
 
 
 async def test_fallback_replies_show_the_marker_and_finals_overtake_progress(
