@@ -336,7 +336,7 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
 
 
 @pytest.mark.parametrize("running", [{"BRIDGE_DRAIN_SECONDS": "3"}], indirect=True)
-async def test_sigterm_interrupts_what_cannot_finish_within_the_drain(
+async def test_sigterm_interrupts_what_cannot_finish_within_the_drain_and_a_second_is_ignored(
     running: BridgeProcess, slack: FakeSlack, session: aiohttp.ClientSession
 ) -> None:
     thread_ts = await post_mention(session, running, slack, "[mock:stall] never ends")
@@ -351,12 +351,18 @@ async def test_sigterm_interrupts_what_cannot_finish_within_the_drain(
                 break
             await asyncio.sleep(0.05)
     assert body["not_ready"] == {"relay": "draining: not accepting questions"}
+    # A second SIGTERM (an impatient operator, a platform repeating itself) is logged and
+    # changes nothing: the drain runs its course and the exit is still clean.
+    running.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    await running.wait_for_log("SIGTERM received again: already shutting down")
 
     assert await running.wait() == 0, running.text
     final = reply_texts(slack, thread_ts)[-1]
     assert "interrupted" in final, final
     for phase in ("SIGTERM received", "shutdown: drain finished", "shutdown: stopping slack"):
         assert phase in running.text
+    assert running.text.index("received again") < running.text.index("drain finished")
+    assert running.text.count("shutdown complete") == 1
 
 
 async def test_run_connects_socket_mode_and_discord_and_stops_cleanly(
