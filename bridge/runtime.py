@@ -34,7 +34,7 @@ class Runtime:
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open session, store, backend and relay; close them in reverse order on exit.
 
-    The relay's heartbeat runs for the whole block (see `Relay.start`), so questions
+    The relay holds its process lock for the whole block (see `Relay.start`), so questions
     claimed by any command are known to belong to a live process.
 
     Raises:

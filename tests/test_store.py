@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -16,8 +17,10 @@ import bridge.store.sqlite as sqlite_module
 from bridge.errors import BridgeError, ConfigError
 from bridge.model import Question, ThreadKey
 from bridge.store import (
+    LOCK_HELD_LAST_SEEN,
     MAX_ERROR_CHARS,
     Conversation,
+    OwnerRecord,
     SQLiteStore,
     Store,
     StoreError,
@@ -31,9 +34,6 @@ from bridge.store import (
 THREAD = ThreadKey("slack", "T1", "C1", "1700000000.000100")
 OTHER_THREAD = ThreadKey("discord", "@dm", "555", "555")
 DISCORD_PLAIN = ThreadKey("discord", "G1", "C9", "Q1")  # plain-reply mode: keyed by question
-
-
-OWNER_TIMEOUT = 45.0
 
 
 def url_for(path: Path) -> str:
@@ -279,8 +279,8 @@ async def test_upgrading_a_v2_database_makes_its_unfinished_turns_stale(
         )
     store = await open_store(url)
     try:
-        [turn] = await store.stale_turns("new-process", OWNER_TIMEOUT)
-        assert (turn.event_id, turn.owner) == ("OLD", None)
+        [(turn, owner)] = await store.unfinished_turns("new-process")
+        assert (turn.event_id, turn.owner, owner) == ("OLD", None, None)
     finally:
         await store.close()
 
@@ -489,35 +489,54 @@ async def claim(store: Store, event_id: str, status: TurnStatus, owner: str | No
     await store.update_turn("slack", event_id, status=status)
 
 
-async def test_stale_turns_are_unfinished_turns_of_processes_that_are_gone(
-    store: Store, database_url: str
+async def test_unfinished_turns_of_other_processes_come_with_their_owner_rows(
+    store: Store,
 ) -> None:
-    for owner in ("me", "alive", "silent", "stopped"):
-        await store.heartbeat(owner)
+    await store.register_owner("me")
+    await store.register_owner("locked")
+    await store.register_owner("stopped")
     await store.sign_off("stopped")
-    # "silent" last beat long ago; "never" claimed a turn but never beat (crashed at once).
-    await raw_sql(database_url, "UPDATE owners SET last_seen = last_seen - 100 WHERE id = 'silent'")
     await claim(store, "mine", TurnStatus.STREAMING, "me")
-    await claim(store, "live", TurnStatus.STREAMING, "alive")
-    await claim(store, "lost", TurnStatus.STREAMING, "silent")
+    await claim(store, "live", TurnStatus.STREAMING, "locked")
     await claim(store, "left", TurnStatus.QUEUED, "stopped")
-    await claim(store, "early", TurnStatus.STREAMING, "never")
+    await claim(store, "early", TurnStatus.STREAMING, "no-row")
     await claim(store, "legacy", TurnStatus.QUEUED, None)  # from before schema version 3
-    await claim(store, "ended", TurnStatus.DONE, "silent")
+    await claim(store, "ended", TurnStatus.DONE, "locked")
     await claim(store, "failed", TurnStatus.ERROR, "stopped")
 
-    async def stale() -> list[str]:
-        return [turn.event_id for turn in await store.stale_turns("me", OWNER_TIMEOUT)]
+    rows = await store.unfinished_turns("me")
+    assert [turn.event_id for turn, _owner in rows] == ["live", "left", "early", "legacy"]
+    owners = {turn.event_id: owner for turn, owner in rows}
+    assert owners["live"] == OwnerRecord(last_seen=LOCK_HELD_LAST_SEEN, stopped=False)
+    assert owners["live"].holds_lock
+    assert owners["left"] is not None and owners["left"].stopped
+    assert not owners["left"].holds_lock  # a clean stop writes the real time
+    assert owners["early"] is None and owners["legacy"] is None
 
-    assert await stale() == ["lost", "left", "legacy"]
-    await raw_sql(database_url, "UPDATE turns SET updated_at = updated_at - 100")
-    assert await stale() == ["lost", "left", "early", "legacy"]
-    await store.heartbeat("silent")  # it was only slow, and is back
-    assert await stale() == ["left", "early", "legacy"]
-    own_view = await store.stale_turns("stopped", OWNER_TIMEOUT)  # never one's own turns
-    assert [turn.event_id for turn in own_view] == ["early", "legacy"]
-    lost = await store.get_turn("slack", "lost")
-    assert lost is not None and lost.owner == "silent"
+
+async def test_process_locks_show_which_processes_live(database_url: str) -> None:
+    """Two stores on one database, as two processes: each sees the other's lock, and
+    sees it free once the other's store (its connection or file handle) is gone."""
+    # Advisory locks are per database, not per schema: ids unique to this test.
+    first_id, second_id = f"first-{uuid.uuid4().hex}", f"second-{uuid.uuid4().hex}"
+    first = await open_store(database_url)
+    second = await open_store(database_url)
+    try:
+        await first.hold_process_lock(first_id)
+        await first.hold_process_lock(first_id)  # again: no-op
+        await second.hold_process_lock(second_id)
+        assert await second.live_owners([first_id, "never-ran"]) == {first_id}
+        assert await first.live_owners([second_id]) == {second_id}
+        assert await first.keep_process_lock(first_id) is True
+        with pytest.raises(StoreError):
+            await second.hold_process_lock(first_id)  # a live process's lock is its own
+        await first.close()  # as when the process dies: the OS or database frees it
+        assert await second.live_owners([first_id, second_id]) == {second_id}
+        await second.release_process_lock(second_id)
+        assert await second.live_owners([second_id]) == set()
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_interrupt_turn_wins_once_and_never_over_a_finished_turn(store: Store) -> None:
@@ -588,7 +607,7 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
     try:
         assert await reopened.get_conversation(THREAD) == Conversation("wonderchat", "chatlog-42")
         assert await reopened.claim_turn(question("K1"), backend="wonderchat") is False
-        [turn] = await reopened.stale_turns("next-process", OWNER_TIMEOUT)
+        [(turn, _owner)] = await reopened.unfinished_turns("next-process")
         assert (turn.event_id, turn.reply_message_ids) == ("K1", ("9.9",))
     finally:
         await reopened.close()

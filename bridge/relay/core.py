@@ -20,7 +20,7 @@ from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
 from bridge.relay.admission import Admission
 from bridge.relay.dispatch import Dispatcher, fail, interrupt
-from bridge.relay.liveness import HEARTBEAT_SECONDS, OWNER_TIMEOUT_SECONDS, Heartbeat
+from bridge.relay.liveness import LIVENESS_CHECK_SECONDS, Liveness
 from bridge.relay.ordering import Ordering
 from bridge.relay.record import Outcome, TurnBook, TurnRecord
 from bridge.relay.recovery import Recovery
@@ -54,24 +54,19 @@ class Relay:
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         instance_id: str | None = None,
-        heartbeat_interval: float = HEARTBEAT_SECONDS,
-        owner_timeout: float = OWNER_TIMEOUT_SECONDS,
+        liveness_interval: float = LIVENESS_CHECK_SECONDS,
     ) -> None:
         """`instance_id` names this process in the store (a fresh uuid by default);
-        `heartbeat_interval` and `owner_timeout` are shortened by tests."""
+        `liveness_interval` (how often the lock is checked and orphans swept) is
+        shortened by tests."""
         self.instance_id = instance_id or uuid.uuid4().hex
         self._store = store
         self._admission = Admission(settings, clock=clock)
         self._turns = TurnBook(store, backend=backend.name, owner=self.instance_id)
         self._ordering = Ordering(settings.bridge_max_concurrency)
         self._dispatch = Dispatcher(store, backend, clock=clock)
-        self._recovery = Recovery(store, instance_id=self.instance_id, owner_timeout=owner_timeout)
-        self._heartbeat = Heartbeat(
-            store,
-            instance_id=self.instance_id,
-            interval=heartbeat_interval,
-            on_beat=self._recovery.sweep_soon,
-        )
+        self._liveness = Liveness(store, instance_id=self.instance_id, interval=liveness_interval)
+        self._recovery = Recovery(store, self._liveness, interval=liveness_interval)
         self._answers = TaskOwner("relay")
         self.accepting = True
 
@@ -188,13 +183,13 @@ class Relay:
     # Lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Record this process as alive and keep it so until `close`, before any question
-        is claimed: other processes on the same database leave our turns alone."""
-        await self._heartbeat.start()
+        """Take this process's lock and keep it until `close`, before any question is
+        claimed: other processes on the same database leave our turns alone."""
+        await self._liveness.start()
 
     async def recover(self) -> int:
         """Mark unfinished turns of processes that are gone as interrupted and edit their
-        replies to say so; later sweeps repeat this every heartbeat. Call it once the
+        replies to say so; later sweeps repeat this every few seconds. Call it once the
         platforms are connected, so the replies can be edited. Returns how many turns
         were recovered."""
         return await self._recovery.recover()
@@ -213,10 +208,10 @@ class Relay:
             await self._answers.stop()
 
     async def close(self) -> None:
-        """Stop the heartbeat and sign off (after `drain`: answers in flight stay ours
-        until then), so other processes recover what is left without waiting."""
+        """Stop sweeping, sign off and release the lock (after `drain`: answers in flight
+        stay ours until then), so other processes recover what is left at once."""
         await self._recovery.stop()
-        await self._heartbeat.close()
+        await self._liveness.close()
 
 
 async def _fail_visibly_or_record(renderer: ReplyRenderer, record: TurnRecord) -> Outcome:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from bridge.errors import PlatformRateLimited
+from bridge.relay.liveness import Liveness
 from bridge.render import INTERRUPTED_NOTICE
 from bridge.store import Store
 from bridge.surface import ReplyEditor
@@ -24,28 +25,30 @@ RECOVERY_EDIT_TIMEOUT_SECONDS = 10.0  # bound on each of those edits (and each w
 
 
 class Recovery:
-    """Finds and ends the turns of processes that are gone, on request and then again
-    at each `sweep_soon` until `stop_sweeping`."""
+    """Finds and ends the turns of processes that are gone: once on `recover`, then
+    every `interval` seconds until `stop_sweeping`, so a process that crashes while
+    this one runs is noticed too."""
 
-    def __init__(self, store: Store, *, instance_id: str, owner_timeout: float) -> None:
+    def __init__(self, store: Store, liveness: Liveness, *, interval: float) -> None:
         self._store = store
-        self._instance_id = instance_id
-        self._owner_timeout = owner_timeout
+        self._liveness = liveness
+        self._interval = interval
         self._tasks = TaskOwner("recovery")
         self._editors: dict[str, ReplyEditor] = {}
         self._sweeping = False
-        self._sweep: asyncio.Task[None] | None = None
 
     def register_editor(self, platform: str, editor: ReplyEditor) -> None:
         self._editors[platform] = editor
 
     async def recover(self) -> int:
         """Mark unfinished turns of processes that are gone as interrupted and edit their
-        replies to say so; from now on `sweep_soon` repeats this. Returns how many turns
-        were recovered."""
-        self._sweeping = True
+        replies to say so; from now on a sweep repeats this every `interval`. Returns
+        how many turns were recovered."""
+        if not self._sweeping:
+            self._sweeping = True
+            self._tasks.spawn(self._sweep(), name="relay-recovery-sweep")
         recovered = 0
-        for turn in await self._store.stale_turns(self._instance_id, self._owner_timeout):
+        for turn in await self._liveness.orphans():
             platform = turn.thread.platform
             editor = self._editors.get(platform)
             has_reply = bool(turn.reply_message_ids and turn.reply_channel)
@@ -60,12 +63,6 @@ class Recovery:
             log.info("marked %d answers from an earlier process as interrupted", recovered)
         return recovered
 
-    def sweep_soon(self) -> None:
-        """Recover again in the background, once `recover` ran, unless a sweep is still
-        running: its reply edits may wait on platform rate limits."""
-        if self._sweeping and (self._sweep is None or self._sweep.done()):
-            self._sweep = self._tasks.spawn(self._sweep_quietly(), name="relay-recovery-sweep")
-
     def stop_sweeping(self) -> None:
         """The platforms are about to stop: no more reply edits."""
         self._sweeping = False
@@ -75,11 +72,16 @@ class Recovery:
         self.stop_sweeping()
         await self._tasks.stop()
 
-    async def _sweep_quietly(self) -> None:
-        try:
-            await self.recover()
-        except Exception:
-            log.exception("recovery sweep failed")
+    async def _sweep(self) -> None:
+        """Its own task, beside the lock keeping: reply edits may wait on rate limits."""
+        while True:
+            await asyncio.sleep(self._interval)
+            if not self._sweeping:
+                return
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("recovery sweep failed")
 
 
 async def _edit_interrupted(editor: ReplyEditor, channel: str, message_id: str) -> None:

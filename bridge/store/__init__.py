@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from bridge.errors import ConfigError, StoreError
 from bridge.store.base import (
+    LOCK_HELD_LAST_SEEN,
     MAX_ERROR_CHARS,
     UNFINISHED,
     Conversation,
+    OwnerRecord,
     Store,
     Turn,
     TurnStatus,
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
     from bridge.store.postgres import PostgresStore
 
 __all__ = [
+    "LOCK_HELD_LAST_SEEN",
     "MAX_ERROR_CHARS",
     "UNFINISHED",
     "Conversation",
+    "OwnerRecord",
     "ReportData",
     "ReportTurn",
     "SQLiteStore",

@@ -3,7 +3,7 @@ talks to, and how `DATABASE_URL` names a database."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -18,6 +18,11 @@ MEMORY = ":memory:"
 # runaway message from bloating every row that is read back during recovery.
 MAX_ERROR_CHARS = 1000
 
+# `owners.last_seen` of a process whose liveness is its process lock, not heartbeats
+# (9999-12-31): bridges from before process locks, still running while a deploy upgrades
+# them, never take such a process for silent; a clean stop writes the real time.
+LOCK_HELD_LAST_SEEN = 253402300799.0
+
 POSTGRES_SCHEMES = ("postgres", "postgresql")  # Heroku sets postgres://, libpq also takes both
 
 UNSUPPORTED_URL_MESSAGE = (
@@ -29,7 +34,7 @@ UNSUPPORTED_URL_MESSAGE = (
 
 class TurnStatus(StrEnum):
     """Life of one turn. `queued` and `streaming` are unfinished: a turn left in either
-    by a process that is gone has its reply marked interrupted (see `Store.stale_turns`)."""
+    by a process that is gone has its reply marked interrupted (see `bridge.relay.liveness`)."""
 
     QUEUED = "queued"
     STREAMING = "streaming"
@@ -80,6 +85,20 @@ class Turn:
     @property
     def platform(self) -> str:
         return self.thread.platform
+
+
+@dataclass(frozen=True)
+class OwnerRecord:
+    """What the `owners` table says about one process."""
+
+    last_seen: float
+    stopped: bool
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether the process proves it is alive by its process lock (else: heartbeats,
+        a bridge from before process locks)."""
+        return self.last_seen >= LOCK_HELD_LAST_SEEN
 
 
 class Store(QualityRecords, Protocol):
@@ -145,18 +164,50 @@ class Store(QualityRecords, Protocol):
         unique within the platform: Discord's are; Slack's are only unique per channel."""
         ...
 
-    async def stale_turns(self, owner: str, older_than: float) -> list[Turn]:
-        """Unfinished turns, oldest first, whose process is gone: not `owner`, and either
-        signed off, silent (no heartbeat) for more than `older_than` seconds, or from
-        before owners were recorded (crash recovery)."""
+    async def unfinished_turns(self, not_owner: str) -> list[tuple[Turn, OwnerRecord | None]]:
+        """Unfinished turns not owned by `not_owner`, oldest first, each with its owner's
+        row (None: no row, or a turn from before owners were recorded). Whether their
+        processes are gone is `bridge.relay.liveness`'s decision."""
         ...
 
-    async def heartbeat(self, owner: str) -> None:
-        """Record that process `owner` is alive now."""
+    # Process liveness: each process holds a lock that the operating system (SQLite: a
+    # file lock) or the database (Postgres: a session advisory lock) releases when the
+    # process dies, so the others know at once that its unfinished turns are orphans.
+
+    async def register_owner(self, owner: str) -> None:
+        """Record process `owner` as running, alive while it holds its process lock
+        (`hold_process_lock` first)."""
         ...
 
     async def sign_off(self, owner: str) -> None:
-        """Record that process `owner` stopped: its unfinished turns are stale at once."""
+        """Record that process `owner` stopped: its unfinished turns are orphans at once.
+        Also written for a process found gone, so its row can be pruned."""
+        ...
+
+    async def hold_process_lock(self, owner: str) -> None:
+        """Take `owner`'s lock for the life of this process (until `release_process_lock`
+        or `close`); safe to call again.
+
+        Raises:
+            StoreError: the lock cannot be taken.
+        """
+        ...
+
+    async def keep_process_lock(self, owner: str) -> bool:
+        """Check that `owner`'s lock is still held, taking it again if it was lost (a
+        dropped Postgres connection); False when it had been lost.
+
+        Raises:
+            StoreError: it was lost and cannot be taken again now.
+        """
+        ...
+
+    async def release_process_lock(self, owner: str) -> None:
+        """Give up `owner`'s lock (clean stop, after `sign_off`)."""
+        ...
+
+    async def live_owners(self, owners: Collection[str]) -> set[str]:
+        """Which of `owners` hold their process lock now (any process on the database)."""
         ...
 
     async def ping(self) -> None:

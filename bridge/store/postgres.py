@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from bridge.errors import StoreError
+from bridge.store.advisory import AdvisoryLocks, live_owners
 from bridge.store.base import check_schema_version
 from bridge.store.quality import (
     ACTIVE_HANDOFF_INDEX_SQL,
@@ -150,6 +151,7 @@ class PostgresStore(SQLStore):
         self._url = database_url
         self._where = describe(database_url)
         self._pool: asyncpg.Pool | None = None
+        self._locks = AdvisoryLocks(database_url, self._where)
 
     @classmethod
     async def open(cls, database_url: str, *, store_text: bool = False) -> PostgresStore:
@@ -200,10 +202,27 @@ class PostgresStore(SQLStore):
 
         return await self._run(work)
 
+    # -- process locks: session advisory locks on connections of their own ------------
+
+    async def hold_process_lock(self, owner: str) -> None:
+        self._require_open()
+        await self._locks.hold(owner)
+
+    async def keep_process_lock(self, owner: str) -> bool:
+        self._require_open()
+        return await self._locks.keep(owner)
+
+    async def release_process_lock(self, owner: str) -> None:
+        await self._locks.release(owner)
+
+    async def live_owners(self, owners: Collection[str]) -> set[str]:
+        return await self._run(lambda conn: live_owners(conn, owners))
+
     async def close(self) -> None:
         """Close the pool; statements in flight finish first. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        await self._locks.close()
         if self._pool is not None:
             await self._pool.close()

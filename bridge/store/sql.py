@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from bridge.errors import StoreError
 from bridge.model import Question, ThreadKey
-from bridge.store.base import MAX_ERROR_CHARS, UNFINISHED, Conversation, Turn, TurnStatus
+from bridge.store.base import (
+    LOCK_HELD_LAST_SEEN,
+    MAX_ERROR_CHARS,
+    UNFINISHED,
+    Conversation,
+    OwnerRecord,
+    Turn,
+    TurnStatus,
+)
 from bridge.store.quality import QualityStore, sources_json
 
 Statement = tuple[str, Sequence[Any]]
@@ -29,14 +37,13 @@ TURN_COLUMNS = (
 _THREAD_WHERE = "platform = ? AND workspace = ? AND channel = ? AND thread = ?"
 _UNFINISHED_IN = f"({', '.join('?' * len(UNFINISHED))})"
 
-# A turn is stale when it is unfinished, from before owners were recorded, or its
-# owner is another process that signed off or has been silent since the cut-off. An
-# owner without a heartbeat row yet counts as last seen at the turn's last update.
-_STALE_TURNS = (
-    f"SELECT {TURN_COLUMNS} FROM turns LEFT JOIN owners ON owners.id = turns.owner "
-    f"WHERE turns.status IN {_UNFINISHED_IN} AND (turns.owner IS NULL OR ("
-    "turns.owner <> ? AND (owners.stopped OR COALESCE(owners.last_seen, turns.updated_at) < ?)"
-    ")) ORDER BY turns.created_at"
+# Unfinished turns of other processes (or of none: from before owners were recorded),
+# with their owner's row; `turns_by_status` keeps this cheap however many turns are done.
+_UNFINISHED_TURNS = (
+    f"SELECT {TURN_COLUMNS}, owners.last_seen AS owner_last_seen, "
+    "owners.stopped AS owner_stopped FROM turns LEFT JOIN owners ON owners.id = turns.owner "
+    f"WHERE turns.status IN {_UNFINISHED_IN} AND (turns.owner IS NULL OR turns.owner <> ?) "
+    "ORDER BY turns.created_at"
 )
 
 
@@ -60,6 +67,12 @@ def turn_from_row(row: Mapping[str, Any]) -> Turn:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _owner_from_row(row: Mapping[str, Any]) -> OwnerRecord | None:
+    if row["owner_last_seen"] is None:
+        return None
+    return OwnerRecord(last_seen=row["owner_last_seen"], stopped=bool(row["owner_stopped"]))
 
 
 def _thread_params(thread: ThreadKey) -> tuple[str, str, str, str]:
@@ -252,32 +265,41 @@ class SQLStore(QualityStore, ABC):
             return None
         return ThreadKey(platform, rows[0]["workspace"], rows[0]["channel"], rows[0]["thread"])
 
-    async def stale_turns(self, owner: str, older_than: float) -> list[Turn]:
+    async def unfinished_turns(self, not_owner: str) -> list[tuple[Turn, OwnerRecord | None]]:
         rows = await self._query(
-            _STALE_TURNS,
-            *(status.value for status in UNFINISHED),
-            owner,
-            time.time() - older_than,
+            _UNFINISHED_TURNS, *(status.value for status in UNFINISHED), not_owner
         )
-        return [turn_from_row(row) for row in rows]
+        return [(turn_from_row(row), _owner_from_row(row)) for row in rows]
 
-    # -- process liveness ---------------------------------------------------------------
+    # -- process liveness (the locks are the dialect's) -----------------------------------
 
-    async def heartbeat(self, owner: str) -> None:
-        await self._record_owner(owner, stopped=False)
+    async def register_owner(self, owner: str) -> None:
+        await self._record_owner(owner, last_seen=LOCK_HELD_LAST_SEEN, stopped=False)
 
     async def sign_off(self, owner: str) -> None:
-        await self._record_owner(owner, stopped=True)
+        await self._record_owner(owner, last_seen=time.time(), stopped=True)
 
-    async def _record_owner(self, owner: str, *, stopped: bool) -> None:
+    async def _record_owner(self, owner: str, *, last_seen: float, stopped: bool) -> None:
         await self._execute(
             "INSERT INTO owners (id, last_seen, stopped) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, "
             "stopped = excluded.stopped",
             owner,
-            time.time(),
+            last_seen,
             stopped,
         )
+
+    @abstractmethod
+    async def hold_process_lock(self, owner: str) -> None: ...
+
+    @abstractmethod
+    async def keep_process_lock(self, owner: str) -> bool: ...
+
+    @abstractmethod
+    async def release_process_lock(self, owner: str) -> None: ...
+
+    @abstractmethod
+    async def live_owners(self, owners: Collection[str]) -> set[str]: ...
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ import sqlite_utils
 
 from bridge.errors import StoreError
 from bridge.store.base import MEMORY, check_schema_version
+from bridge.store.process_lock import FileLocks, LocalLocks
 from bridge.store.quality import (
     ACTIVE_HANDOFF_INDEX_SQL,
     FEEDBACK_SCHEMA_SQL,
@@ -237,6 +238,7 @@ class SQLiteStore(SQLStore):
         # One worker thread: it owns the connection, and serializes every statement.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-store")
         self._db: sqlite_utils.Database | None = None
+        self._locks = LocalLocks() if path == MEMORY else FileLocks(path)
 
     @classmethod
     async def open(cls, path: str, *, store_text: bool = False) -> SQLiteStore:
@@ -292,6 +294,21 @@ class SQLiteStore(SQLStore):
     async def _execute_atomically(self, statements: Sequence[Statement]) -> list[int]:
         return await self._call(self._execute_atomically_sync, statements)
 
+    # -- process locks: flock files beside the database (microseconds: no worker thread) --
+
+    async def hold_process_lock(self, owner: str) -> None:
+        self._require_open()
+        self._locks.hold(owner)
+
+    async def keep_process_lock(self, owner: str) -> bool:
+        return True  # a file lock is only lost with the process
+
+    async def release_process_lock(self, owner: str) -> None:
+        self._locks.release(owner)
+
+    async def live_owners(self, owners: Collection[str]) -> set[str]:
+        return self._locks.live(owners)
+
     def _close_sync(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -303,6 +320,7 @@ class SQLiteStore(SQLStore):
         if self._closed:
             return
         self._closed = True
+        self._locks.close()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._close_sync)

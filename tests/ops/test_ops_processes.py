@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.render import INTERRUPTED_NOTICE
+from bridge.surface import SurfaceLimits
 from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.fake_slack import FakeSlack, signed_headers
 from bridge.testing.mock_backend import MockBackend
+from bridge.testing.process import WAIT_SECONDS, BridgeProcess, free_port
 from bridge.testing.server import serve_app
 from bridge.web import STARTING_RETRY_AFTER_SECONDS
 
@@ -34,104 +36,6 @@ SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
 DISCORD_TOKEN = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.ServeTestDiscordTokenabcdefghijk"
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, DISCORD_TOKEN)
 CHANNEL = "C0GENERAL"
-# Generous: the subprocess imports slack_bolt and discord on a busy 2-core machine.
-WAIT_SECONDS = 45.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BridgeProcess:
-    """`python -m bridge COMMAND` with its output collected (drained continuously, so a
-    chatty debug log can never fill the pipe and stall the process)."""
-
-    def __init__(self, command: str, env: dict[str, str], cwd: Path) -> None:
-        self.command = command
-        self.env = env
-        self.cwd = cwd
-        self.url = f"http://127.0.0.1:{env.get('PORT', '')}"
-        self.output = bytearray()
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge",
-            self.command,
-            env=self.env,
-            cwd=self.cwd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def wait_for_log(self, text: str) -> None:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while text not in self.text:
-                assert self._reader is not None and not self._reader.done(), self.text
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def wait_for_status(self, session: aiohttp.ClientSession, path: str, status: int) -> None:
-        """Poll `path` until it answers `status` (the port may not be open yet)."""
-        async with asyncio.timeout(WAIT_SECONDS):
-            while True:
-                assert self.proc is not None and self.proc.returncode is None, self.text
-                try:
-                    async with session.get(self.url + path) as response:
-                        if response.status == status:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-
-    async def wait_for_event(self, event: asyncio.Event) -> None:
-        """Wait for `event`; fail with the output if the process ends first."""
-        assert self._reader is not None
-        waiter = asyncio.create_task(event.wait())
-        try:
-            async with asyncio.timeout(WAIT_SECONDS):
-                await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        assert event.is_set(), self.text
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while chunk := await self.proc.stdout.read(65536):
-            self.output += chunk
-            self._changed.set()
-        self._changed.set()
-
-    @property
-    def text(self) -> str:
-        return self.output.decode(errors="replace")
-
-    async def terminate(self) -> int:
-        """SIGTERM, then wait for a clean exit."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return await self.wait()
-
-    async def wait(self) -> int:
-        assert self.proc is not None and self._reader is not None
-        async with asyncio.timeout(WAIT_SECONDS):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
 
 
 @pytest.fixture
@@ -517,3 +421,87 @@ async def test_serve_start_failures_exit_1_without_traceback(
         assert await busy.wait() == 1, busy.text
     assert "cannot listen on port" in busy.text
     assert "starting slack" not in busy.text  # the port is bound before anything starts
+
+
+# --- crash recovery: SIGKILL mid-answer -------------------------------------------------
+
+RECOVERED_LOG = "marked 1 answers from an earlier process as interrupted"
+STREAMING_MARKER = SurfaceLimits.streaming_marker
+
+
+async def ask_in_thread(
+    session: aiohttp.ClientSession, process: BridgeProcess, slack: FakeSlack, text: str, ts: str
+) -> str:
+    """POST a signed app_mention starting thread `ts` to `process`; return `ts`."""
+    response = await post_event(session, process, signed_mention(slack, text, ts), SIGNING_SECRET)
+    assert response.status == 200, await response.text()
+    return ts
+
+
+def shows_interrupted(slack: FakeSlack, thread_ts: str) -> bool:
+    texts = reply_texts(slack, thread_ts)
+    return bool(texts) and INTERRUPTED_NOTICE in texts[-1]
+
+
+async def test_a_killed_process_answer_is_marked_interrupted_when_the_bridge_restarts(
+    slack: FakeSlack, mock: MockBackend, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    env = serve_env(slack, mock, tmp_path)
+    killed = BridgeProcess("serve", env, tmp_path)
+    restarted = BridgeProcess("serve", {**env, "PORT": str(free_port())}, tmp_path)
+    try:
+        await killed.start()
+        await killed.wait_for_status(session, "/readyz", 200)
+        thread_ts = await post_mention(session, killed, slack, "[mock:stall] still there?")
+        await slack.wait_until(lambda: bool(mock.requests))  # streaming, reply recorded
+        await killed.kill()  # SIGKILL: no drain, no sign-off; only the kernel's clean-up
+        assert not shows_interrupted(slack, thread_ts)
+
+        await restarted.start()
+        await slack.wait_until(lambda: shows_interrupted(slack, thread_ts), within=WAIT_SECONDS)
+        await restarted.wait_for_log(RECOVERED_LOG)
+        assert "Traceback" not in restarted.text
+    finally:
+        await killed.kill()
+        await restarted.kill()
+
+
+async def test_two_processes_on_postgres_a_killed_one_answer_is_marked_the_other_untouched(
+    slack: FakeSlack,
+    mock: MockBackend,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    postgres_url: str,
+) -> None:
+    """The survivor notices within its liveness check, while its own answer streams on;
+    a process started afterwards (a restart, or a preboot overlap) touches neither."""
+    env = serve_env(slack, mock, tmp_path, DATABASE_URL=postgres_url)
+    killed = BridgeProcess("serve", env, tmp_path)
+    survivor = BridgeProcess("serve", {**env, "PORT": str(free_port())}, tmp_path)
+    later = BridgeProcess("serve", {**env, "PORT": str(free_port())}, tmp_path)
+    try:
+        await asyncio.gather(killed.start(), survivor.start())
+        for process in (killed, survivor):
+            await process.wait_for_status(session, "/readyz", 200)
+        lost = await ask_in_thread(session, killed, slack, "[mock:stall] one", "1700000100.1")
+        await slack.wait_until(lambda: len(mock.requests) == 1)
+        live = await ask_in_thread(session, survivor, slack, "[mock:slow] two", "1700000100.2")
+        await slack.wait_until(lambda: any("Here is what" in t for t in reply_texts(slack, live)))
+
+        await killed.kill()
+        await slack.wait_until(lambda: shows_interrupted(slack, lost), within=WAIT_SECONDS)
+        await survivor.wait_for_log(RECOVERED_LOG)
+        await later.start()
+        await later.wait_for_status(session, "/readyz", 200)
+        [answer] = slack.replies(CHANNEL, live)
+        assert answer.text.endswith(STREAMING_MARKER)  # still streaming, through all of it
+
+        await slack.wait_until(
+            lambda: not answer.text.endswith(STREAMING_MARKER), within=WAIT_SECONDS
+        )
+        assert "Here is what" in answer.text
+        assert not any(INTERRUPTED_NOTICE in text for text in answer.history)
+        assert "interrupted" not in later.text and "Traceback" not in survivor.text
+    finally:
+        for process in (killed, survivor, later):
+            await process.kill()
