@@ -321,7 +321,10 @@ async def slack_bridge(
         )
         async with open_runtime(settings) as runtime:
             adapter = SlackAdapter(
-                settings, runtime.relay, session=runtime.session, rates=SlackRates().scaled(speedup)
+                settings,
+                runtime.relay,
+                session=runtime.pools.slack,
+                rates=SlackRates().scaled(speedup),
             )
             await adapter.start()
             try:

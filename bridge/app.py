@@ -219,7 +219,7 @@ def _build_adapters(
     if plan.slack:
         from bridge.slack import SlackAdapter
 
-        slack = SlackAdapter(runtime.settings, runtime.relay, session=runtime.session)
+        slack = SlackAdapter(runtime.settings, runtime.relay, session=runtime.pools.slack)
         adapters.append(slack)
         if plan.slack_http:
             slack_http_handler = slack.http_handler

@@ -44,3 +44,10 @@ BRIDGE_ADDED = Histogram(
     buckets=_FAST_BUCKETS,
 )
 ACTIVE_STREAMS = Gauge("bridge_active_streams", "Answers currently streaming")
+HTTP_POOL_WAIT = Histogram(
+    "bridge_http_pool_wait_seconds",
+    "Waits for a free connection in a destination's pool (backend, slack); many mean the"
+    " pool is smaller than the load",
+    ["pool"],
+    buckets=_FAST_BUCKETS,
+)

@@ -1,7 +1,8 @@
 """Opens and closes the process-wide resources in one place (STYLE: one owner each).
 
-The shared aiohttp session, the store, the backend client and the relay live exactly
-as long as the `open_runtime` block; platforms and commands borrow them.
+The HTTP pools (one session per destination, see `bridge.pools`), the store, the backend
+client and the relay live exactly as long as the `open_runtime` block; platforms and
+commands borrow them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import aiohttp
-
 from bridge.backends import build_backend
 from bridge.backends.base import ChatBackend
 from bridge.config import Settings
+from bridge.pools import Pools, PoolSizes, open_pools
 from bridge.relay import Relay
 from bridge.store import Store, open_store
 
@@ -24,15 +24,20 @@ class Runtime:
     """Everything one bridge process shares."""
 
     settings: Settings
-    session: aiohttp.ClientSession
+    pools: Pools
     store: Store
     backend: ChatBackend
     relay: Relay
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Open session, store, backend and relay; close them in reverse order on exit.
+async def open_runtime(
+    settings: Settings, *, pool_sizes: PoolSizes | None = None
+) -> AsyncIterator[Runtime]:
+    """Open pools, store, backend and relay; close them in reverse order on exit.
+
+    `pool_sizes` defaults to what `BRIDGE_MAX_CONCURRENCY` answers need (tests force
+    smaller pools to show that waiting for a connection is not a failure).
 
     The relay holds its process lock for the whole block (see `Relay.start`), so questions
     claimed by any command are known to belong to a live process.
@@ -43,12 +48,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     settings.backend_name()  # fail fast, before opening anything, with the variables to set
     store = await open_store(settings.database_url, store_text=settings.bridge_store_text)
     try:
-        async with aiohttp.ClientSession() as session:
-            backend = build_backend(settings, session)
+        sizes = pool_sizes or PoolSizes.for_concurrency(settings.bridge_max_concurrency)
+        async with open_pools(sizes) as pools:
+            backend = build_backend(settings, pools.backend)
             relay = Relay(store=store, backend=backend, settings=settings)
             await relay.start()
             try:
-                yield Runtime(settings, session, store, backend, relay)
+                yield Runtime(settings, pools, store, backend, relay)
             finally:
                 await relay.close()
     finally:

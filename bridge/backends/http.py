@@ -226,7 +226,9 @@ async def open_response(
         BackendError: the final failure, already phrased for a person.
     """
     loop = asyncio.get_running_loop()
-    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect, sock_read=None)
+    # The connect timeout times connecting (TCP and TLS) only: `connect` would also count
+    # the wait for a free pooled connection, which is load, not an unreachable backend.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect, sock_read=None)
     headers = {"User-Agent": USER_AGENT, **request.headers}
     attempt = 0
     while True:

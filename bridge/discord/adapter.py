@@ -43,6 +43,7 @@ from bridge.discord.surface import (
 from bridge.discord.tracing import metrics_trace
 from bridge.errors import BridgeError, ConfigError, PlatformError
 from bridge.model import Question, ThreadKey
+from bridge.pools import PoolSizes, observe_pool_waits, pool_connector
 from bridge.relay import Relay
 from bridge.surface import ReplySurface
 from bridge.tasks import TaskOwner
@@ -147,7 +148,11 @@ class DiscordAdapter:
             on_message=self.handle_message,
             intents=build_intents(settings),
             allowed_mentions=NO_MENTIONS,
-            http_trace=metrics_trace(),
+            # Its own pool, sized like Slack's (discord.py's default holds 100).
+            connector=pool_connector(
+                PoolSizes.for_concurrency(settings.bridge_max_concurrency).platform
+            ),
+            http_trace=observe_pool_waits(metrics_trace(), PLATFORM),
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
         )

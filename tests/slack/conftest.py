@@ -146,7 +146,7 @@ async def _running_bridge(
             adapter = SlackAdapter(
                 settings,
                 runtime.relay,
-                session=session or runtime.session,
+                session=session or runtime.pools.slack,
                 rates=rates or FAST_RATES,
             )
             await adapter.start()
