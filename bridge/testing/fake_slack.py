@@ -240,6 +240,7 @@ class FakeSlack:
         self.channels: set[str] = set(channels)
         self.truncated: list[str] = []  # ts of messages whose text Slack would have cut
         self._rate_limits: dict[str, tuple[int, float]] = {}
+        self.asked_429s = 0  # 429s a test asked for with `rate_limit` (others are breaches)
         self._method_errors: dict[str, str] = {}  # method -> error every call gets
         self._triggers: dict[str, float] = {}  # trigger_id -> when it was issued
         self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened
@@ -286,6 +287,7 @@ class FakeSlack:
         """Answer the `nth` call (1-based, counted from now on) of `method` with a 429
         (its Retry-After rounded up to whole seconds, as Slack sends it)."""
         self._rate_limits[method] = (self._counts.get(method, 0) + nth, retry_after)
+        self.asked_429s += 1
 
     def refuse(self, method: str, error: str) -> None:
         """Answer every later call of `method` with `error` (e.g. `missing_scope`)."""

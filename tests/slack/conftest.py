@@ -136,8 +136,9 @@ async def _running_bridge(
     mock backend, runtime and the Slack adapter; stop them after.
 
     `session` replaces the runtime's for Slack calls (a test that traces them). A test
-    that passes checks that bolt acknowledged every envelope within Slack's 3 s: the
-    fake re-delivers late ones, as Slack does.
+    that passes checks that bolt acknowledged every envelope within Slack's 3 s (the
+    fake re-delivers late ones, as Slack does) and that the bridge met no 429 but those
+    the test asked for: the fake enforces Slack's limits, the bridge claims to pace.
     """
     fake = FakeSlack(limits=limits or SlackLimits(speed=TEST_SPEED))
     async with fake as slack, MockBackend(delay=MOCK_DELAY) as mock:
@@ -154,6 +155,8 @@ async def _running_bridge(
                 yield Bridge(slack, mock, adapter, settings, runtime.relay)
                 assert not slack.socket_mode.late_acks, "an envelope was acknowledged late"
                 assert not slack.redeliveries, "an envelope went unacknowledged"
+                limited = sum(1 for _method, error in slack.refused if error == "ratelimited")
+                assert limited <= slack.asked_429s, "the bridge broke a Slack rate limit"
             finally:
                 await runtime.relay.drain(5.0)
                 await adapter.stop()
