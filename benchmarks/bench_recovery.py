@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,20 +43,6 @@ SIGNING_SECRET = "0123456789abcdef0123456789abcdef"
 CHANNEL = "C0GENERAL"
 TARGET_SECONDS = 10.0
 WAIT_SECONDS = 60.0  # bound on one wait, far above the target
-
-
-async def fresh_schema(server_url: str) -> str:
-    """A DATABASE_URL whose connections work in a new, empty schema."""
-    import asyncpg  # only for Postgres rows
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-    finally:
-        await conn.close()
-    separator = "&" if "?" in server_url else "?"
-    return f"{server_url}{separator}search_path={schema}"
 
 
 class Bench:
@@ -144,6 +129,14 @@ async def survivor_run(bench: Bench, database_url: str, cwd: Path) -> float:
         await survivor.kill()
 
 
+async def database_url(store: str, tmp: Path, postgres: str | None) -> str:
+    if store == "sqlite" or postgres is None:
+        return f"sqlite:///{tmp / 'bridge.db'}"
+    from bridge.testing.postgres import fresh_schema_url  # asyncpg: Postgres rows only
+
+    return await fresh_schema_url(postgres, prefix="bench")
+
+
 @asynccontextmanager
 async def bench_fakes() -> AsyncIterator[Bench]:
     async with (
@@ -164,11 +157,7 @@ async def measure(runs: int, postgres: str | None) -> list[tuple[str, str, list[
                 seconds = []
                 for _ in range(runs):
                     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
-                        url = (
-                            f"sqlite:///{Path(tmp) / 'bridge.db'}"
-                            if store == "sqlite"
-                            else await fresh_schema(postgres or "")
-                        )
+                        url = await database_url(store, Path(tmp), postgres)
                         seconds.append(await run(bench, url, Path(tmp)))
                 rows.append((store, name, seconds))
     return rows

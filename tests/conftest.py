@@ -24,13 +24,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import asyncpg
 import pytest
+
+from bridge.testing.postgres import fresh_schema_url
 
 STRICT_VARIABLE = "BRIDGE_TEST_STRICT"
 # Reasons given for missing programs this session, for the closing notice.
@@ -171,15 +171,8 @@ def postgres_server() -> Iterator[str]:
 
 
 async def fresh_postgres_url(server_url: str) -> str:
-    """A URL whose connections work in a new, empty schema (asyncpg passes unknown URL
-    parameters such as `search_path` to the server as settings)."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-    finally:
-        await conn.close()
-    return f"{server_url}?search_path={schema}"
+    """A URL whose connections work in a new, empty schema of `server_url`."""
+    return await fresh_schema_url(server_url)
 
 
 @pytest.fixture
