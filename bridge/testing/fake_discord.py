@@ -167,6 +167,7 @@ class FakeDiscord:
         # how long an interaction may wait for its first response.
         self.permissions = rules.ALL_PERMISSIONS
         self.interaction_deadline = rules.INTERACTION_DEADLINE_SECONDS
+        self.refusals: list[rules.Refusal] = []  # what the rules refused, in order
         self._failures: list[_Failure] = []
         self._query: dict[str, str] = {}  # the query of the request being routed
         self._pending_events: list[tuple[str, Json]] = []  # sent after the REST handler
@@ -568,6 +569,10 @@ class FakeDiscord:
             return None
         return rules.permission_refusal(self.permissions, needed | rules.VIEW_CHANNEL)
 
+    def _refuse(self, refusal: rules.Refusal) -> web.Response:
+        self.refusals.append(refusal)
+        return refusal.response()
+
     def refused_callbacks(self, token: str) -> list[Json]:
         """Interaction responses Discord refused (late or a second acknowledgement)."""
         return list(self._interactions[token].get("refused_callbacks", []))
@@ -755,12 +760,12 @@ class FakeDiscord:
             needed |= rules.READ_MESSAGE_HISTORY
         refusal = self._permission_refusal(channel_id, needed) or rules.content_refusal(body)
         if refusal is not None:
-            return refusal.response()
+            return self._refuse(refusal)
         return _json_response(self._bot_message(channel_id, body))
 
     def _typing(self, _body: Any, channel_id: str) -> Any:
         refusal = self._permission_refusal(channel_id, rules.SEND_MESSAGES)
-        return refusal.response() if refusal is not None else web.Response(status=204)
+        return self._refuse(refusal) if refusal is not None else web.Response(status=204)
 
     def _update(self, message_id: str, body: Json) -> Any:
         message = self.messages.get(message_id)
@@ -783,7 +788,7 @@ class FakeDiscord:
         self, message_id: str, body: Json, refusal: rules.Refusal | None = None
     ) -> Any:
         refusal = refusal or rules.content_refusal(body)
-        return refusal.response() if refusal is not None else self._update(message_id, body)
+        return self._refuse(refusal) if refusal is not None else self._update(message_id, body)
 
     # Message history ---------------------------------------------------------------------
 
@@ -823,7 +828,7 @@ class FakeDiscord:
             return _json_response({"message": "Cannot execute action", "code": 50024}, 400)
         refusal = self._permission_refusal(channel_id, rules.CREATE_PUBLIC_THREADS)
         if refusal is not None:
-            return refusal.response()
+            return self._refuse(refusal)
         thread = self._thread(
             channel_id, message_id, body["name"], self.bot["id"], body.get("auto_archive_duration")
         )
@@ -898,7 +903,7 @@ class FakeDiscord:
         ) or rules.content_refusal(body.get("data"))
         if refusal is not None:
             state["refused_callbacks"] = [*state.get("refused_callbacks", []), body]
-            return refusal.response()
+            return self._refuse(refusal)
         state["callbacks"].append(body)
         if body["type"] == RESPONSE_MODAL:
             return _json_response({"interaction": {"id": interaction_id, "type": 2}}, 200)
@@ -954,7 +959,7 @@ class FakeDiscord:
             return _json_response({"message": "Unknown Webhook", "code": 10015}, 404)
         refusal = rules.content_refusal(body)
         if refusal is not None:
-            return refusal.response()
+            return self._refuse(refusal)
         return _json_response(self._interaction_message(state, body))
 
     def _edit_followup(self, body: Json, _app: str, token: str, message_id: str) -> Any:

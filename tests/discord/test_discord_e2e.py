@@ -17,7 +17,7 @@ from bridge.config import load_settings
 from bridge.discord import DiscordAdapter
 from bridge.errors import ConfigError, PlatformError
 from bridge.runtime import Runtime, open_runtime
-from bridge.testing.discord_rules import CREATE_PUBLIC_THREADS
+from bridge.testing.discord_rules import ALL_PERMISSIONS, CREATE_PUBLIC_THREADS
 from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.mock_backend import MockBackend
 
@@ -46,6 +46,8 @@ async def running_bridge(
         await adapter.start()
         try:
             yield adapter, runtime
+            if fake.permissions == ALL_PERMISSIONS:  # with every permission, no rule of
+                assert not fake.refusals, fake.refusals  # Discord's refuses the bridge
         finally:
             await runtime.relay.drain(5.0)
             await adapter.stop()
@@ -344,6 +346,8 @@ async def test_edit_message_for_recovery_and_platform_errors(
         assert fake.messages[answer["id"]]["content"].startswith("⚠️ interrupted")
         with pytest.raises(PlatformError, match="no longer exists"):
             await adapter.edit_message(dm, "12345", "gone")
+        assert [r.code for r in fake.refusals] == [10008]  # asked for: not a breach
+        fake.refusals.clear()
 
         # A deleted channel fails one answer; the next conversation is unaffected.
         bob_dm = fake.dm_channel(fake.bob)

@@ -406,3 +406,24 @@ async def test_a_long_answer_is_split_into_messages_with_balanced_fences(
         assert f"## Part {n} (turn 1)" in joined
     assert SOURCE_URL in parts[-1].text
     assert not bridge.slack.truncated and not bridge.slack.refused
+
+
+async def test_a_follow_up_the_backend_can_no_longer_continue_starts_over_visibly(
+    running_bridge: StartBridge,
+) -> None:
+    async with running_bridge(backend="widget") as bridge:
+        event = bridge.mention("first question")
+        thread_ts = event["event"]["ts"]
+        await bridge.deliver(event)
+        await bridge.answered("C1", thread_ts)
+        bridge.mock.forget_conversations()  # expired at the backend meanwhile
+
+        await bridge.deliver(bridge.message("and a follow-up", thread_ts=thread_ts))
+        _first, second = await bridge.answered("C1", thread_ts, count=2)
+        await bridge.deliver(bridge.message("one more", thread_ts=thread_ts))
+        third = (await bridge.answered("C1", thread_ts, count=3))[-1]
+
+    assert second.text.startswith("_The chatbot no longer had our earlier conversation")
+    assert "turn 1 of this conversation" in second.text
+    assert "turn 2 of this conversation" in third.text  # the new conversation goes on
+    assert "no longer had" not in third.text
