@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, StartupError
 from bridge.logs import configure_logging
 from bridge.platform import PlatformAdapter
 from bridge.web import READY, STARTED, SlackHTTPHandler, build_web_app, in_background
@@ -46,7 +47,9 @@ LISTEN_BACKLOG = 128
 LISTEN_HOST = "0.0.0.0"
 
 EXIT_OK = 0
-EXIT_START_FAILED = 1
+# The fix for a platform that could not connect at start (a rejected token is a
+# ConfigError with its own fix).
+START_FIX = "check the network and any SLACK_API_URL / DISCORD_API_URL, then start again"
 
 _NO_PLATFORM = (
     "no chat platform to connect: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Slack Socket "
@@ -113,6 +116,7 @@ class Services:
         self._adapters: dict[str, PlatformAdapter] = {}
         self._slack_http_handler: SlackHTTPHandler | None = None
         self._started = False
+        self._start_failed = False  # a platform raised while starting
         self._drained = False
 
     @property
@@ -144,16 +148,24 @@ class Services:
                 self._slack_http_handler = slack_http_handler
                 self._started = True
                 yield
+            except BridgeError:
+                self._start_failed = not self._started
+                raise
             finally:
                 # Also when start-up fails or is cancelled after a platform connected:
                 # questions it already took still end visibly, before anything closes.
                 await self.drain()
                 await self._stop_platforms()
-                log.info("shutdown: closing store, backend and HTTP session")
+                self._log_shutdown("shutdown: closing store, backend and HTTP session")
+
+    def _log_shutdown(self, message: str, *args: object) -> None:
+        """Shutdown steps are news after a start; after a failed start, the one line
+        saying why is (the CLI prints it), so the steps go to the debug log."""
+        log.log(logging.DEBUG if self._start_failed else logging.INFO, message, *args)
 
     async def _stop_platforms(self) -> None:
         for adapter in reversed(self._adapters.values()):
-            log.info("shutdown: stopping %s", adapter.name)
+            self._log_shutdown("shutdown: stopping %s", adapter.name)
             try:
                 await adapter.stop()
             except Exception:  # one platform failing to stop must not keep the others up
@@ -198,13 +210,13 @@ class Services:
         self._drained = True
         relay = runtime.relay
         drain_seconds = self._settings.bridge_drain_seconds
-        log.info(
+        self._log_shutdown(
             "shutdown: no new questions; draining %d answers for up to %.0fs",
             relay.active_count,
             drain_seconds,
         )
         await relay.drain(drain_seconds)
-        log.info("shutdown: drain finished")
+        self._log_shutdown("shutdown: drain finished")
 
 
 def _build_adapters(
@@ -284,15 +296,14 @@ async def _until_stopped(
 async def _exit_status(work: Awaitable[None]) -> int:
     """Run `work` (start, run, shut down) and turn its outcome into the exit status.
 
-    A platform that could not start is one log line and EXIT_START_FAILED, never a
-    traceback; ConfigError propagates for the CLI to print (exit 2)."""
+    A platform that could not start becomes a StartupError, which the CLI prints as one
+    line and exit code 2, like a ConfigError; never a traceback."""
     try:
         await work
-    except ConfigError:
+    except (ConfigError, StartupError):
         raise
     except BridgeError as exc:
-        log.error("bridge could not start: %s", exc)
-        return EXIT_START_FAILED
+        raise StartupError(f"could not start: {exc}; {START_FIX}") from exc
     log.info("shutdown complete")
     return EXIT_OK
 
@@ -340,8 +351,11 @@ async def serve_web(settings: Settings) -> int:
     try:
         listener = _listen(settings.port)
     except OSError as exc:
-        log.error("cannot listen on port %d: %s", settings.port, exc.strerror or exc)
-        return EXIT_START_FAILED
+        reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        raise StartupError(
+            f"cannot listen on port {settings.port} ({reason}): stop the program using it, "
+            "or set PORT (or --port) to another port"
+        ) from exc
     access_log = logging.getLogger("aiohttp.access") if settings.log_level == "debug" else None
     runner = web.AppRunner(app, handle_signals=False, access_log=access_log)
     stop = asyncio.Event()

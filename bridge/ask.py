@@ -27,10 +27,16 @@ from bridge.backends.events import (
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.logs import configure_logging
+from bridge.relay.admission import length_refusal
+from bridge.relay.dispatch import EMPTY_ANSWER_REASON
+from bridge.safety import plain_sources_block
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EMPTY_QUESTION = (
+    'the question is empty: ask something, e.g. bridge ask "What are your opening hours?"'
+)
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
 
 
@@ -43,6 +49,11 @@ class _TerminalAnswer:
         self.conversation_id = conversation_id
         self._streamed: list[str] = []
         self._dim = err.isatty()
+
+    @property
+    def streamed(self) -> bool:
+        """Whether any answer text arrived."""
+        return any(part.strip() for part in self._streamed)
 
     def show(self, event: AnswerEvent) -> None:
         match event:
@@ -82,13 +93,10 @@ class _TerminalAnswer:
         self.out.flush()
 
     def _sources(self, sources: tuple[Source, ...]) -> None:
-        if not sources:
-            return
-        self.out.write("\nSources:\n")
-        for number, source in enumerate(sources, start=1):
-            title = f"{source.title} — " if source.title else ""
-            self.out.write(f"  {number}. {title}{source.url}\n")
-        self.out.flush()
+        block = plain_sources_block(sources)  # the same lines as `bridge demo`
+        if block:
+            self.out.write(block.removeprefix("\n") + "\n")
+            self.out.flush()
 
 
 async def run_ask(
@@ -115,6 +123,12 @@ async def run_ask(
     except ConfigError as exc:
         err.write(f"bridge: {exc}\n")
         return EXIT_CONFIG
+    # The relay's admission rules, before anything is sent (the backend answers HTTP 400).
+    problem = EMPTY_QUESTION if not question.strip() else None
+    problem = problem or length_refusal(question.strip(), settings.bridge_max_question_chars)
+    if problem:
+        err.write(f"bridge: {problem}\n")
+        return EXIT_CONFIG
     # Retry notes and warnings only; the outcome itself is printed below.
     quiet = settings.model_copy(update={"log_level": "warning"})
     configure_logging(settings if settings.log_level == "debug" else quiet, err)
@@ -135,5 +149,8 @@ async def run_ask(
         out.flush()
     if isinstance(terminal, AnswerFailed):
         err.write(f"bridge: the answer failed: {terminal.reason}\n")
+        return EXIT_FAILED
+    if isinstance(terminal, AnswerDone) and not (terminal.text.strip() or answer.streamed):
+        err.write(f"bridge: the answer failed: {EMPTY_ANSWER_REASON}\n")  # as in chat
         return EXIT_FAILED
     return EXIT_OK

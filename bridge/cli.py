@@ -1,22 +1,36 @@
 """Command line: `bridge run|serve|demo|ask|check|migrate|report|mock-backend|discord-invite`.
 
 Each command's work lives in the module that owns it; this file only parses arguments,
-loads settings and turns `ConfigError` into one readable line and exit code 2.
+loads settings and turns errors into one readable line and a documented exit code:
+
+    0    done (or shut down cleanly)
+    1    the work failed: an answer failed, `bridge check` found problems
+    2    could not start: bad arguments or configuration, a rejected token, a port in use
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from bridge.config import Settings, load_settings
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, StartupError
 
 EXIT_FAILED = 1
-EXIT_CONFIG = 2
+EXIT_CONFIG = 2  # could not start (see the module docstring)
+EXIT_INTERRUPTED = 130
+MAX_PORT = 65535
+# A bind that fails for one of these is the user's to fix, not a bug: no traceback.
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "stop the program using it or pick another with --port",
+    errno.EACCES: "ports below 1024 need root: pick another with --port",
+    errno.EADDRNOTAVAIL: "use an address of this machine with --host, e.g. 127.0.0.1",
+}
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,7 +85,36 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_mock_backend(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.testing.mock_backend import serve_forever
 
-    return asyncio.run(serve_forever(host=args.host, port=args.port, delay=args.delay))
+    try:
+        return asyncio.run(serve_forever(host=args.host, port=args.port, delay=args.delay))
+    except OSError as exc:
+        fix = _LISTEN_ERRORS.get(exc.errno or 0)
+        if fix is None:
+            raise
+        reason = os.strerror(exc.errno or 0).lower()
+        raise StartupError(f"cannot listen on {args.host}:{args.port} ({reason}): {fix}") from exc
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port, so `--port 99999` is a usage line, not a traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to {MAX_PORT}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a delay of zero or more seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a delay: use 0 or more seconds")
+    return seconds
 
 
 def _cmd_discord_invite(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,6 +122,13 @@ def _cmd_discord_invite(args: argparse.Namespace, settings: Settings) -> int:
 
     print(invite_url(args.application_id))
     return 0
+
+
+def _warn_about_unknown_variables() -> None:
+    from bridge.typos import unknown_variables
+
+    for variable in unknown_variables():
+        print(f"bridge: warning: {variable.message()}", file=sys.stderr)
 
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -97,13 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("run", _cmd_run, "run the configured chat platforms (Slack Socket Mode, Discord)")
     serve = add("serve", _cmd_serve, "serve Slack HTTP events and /healthz, /readyz, /metrics")
-    serve.add_argument("--port", type=int, default=None, help="override $PORT")
+    serve.add_argument("--port", type=_port, default=None, help="override $PORT")
 
     demo = add("demo", _cmd_demo, "offline chat in the terminal against a built-in mock backend")
     demo.add_argument("--backend", choices=["wonderchat", "widget"], default="wonderchat")
     demo.add_argument("--once", metavar="QUESTION", help="ask one question and exit")
     demo.add_argument(
-        "--delay", type=float, default=0.04, help="seconds between mock chunks (default 0.04)"
+        "--delay", type=_seconds, default=0.04, help="seconds between mock chunks (default 0.04)"
     )
 
     ask = add("ask", _cmd_ask, "ask the configured backend one question, streamed to the terminal")
@@ -125,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     mock = add("mock-backend", _cmd_mock_backend, "run the mock Wonderchat + Widget backend")
     mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8090)
-    mock.add_argument("--delay", type=float, default=0.04, help="seconds between chunks")
+    mock.add_argument("--port", type=_port, default=8090)
+    mock.add_argument("--delay", type=_seconds, default=0.04, help="seconds between chunks")
 
     invite = add("discord-invite", _cmd_discord_invite, "print the Discord bot invite link")
     invite.add_argument("application_id", help="the application id from the Developer Portal")
@@ -137,15 +187,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command != "check":  # `bridge check` lists them among its results
+            _warn_about_unknown_variables()
         return int(args.handler(args, settings) or 0)
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         print(f"bridge: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except BridgeError as exc:
         print(f"bridge: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,7 +23,34 @@ DEFAULT_SUGGESTED_PROMPTS = (
     "Summarize the latest documentation changes",
 )
 
+# Documented in the README (BRIDGE_BACKEND) and shown by `bridge check`.
+BACKEND_RULE = (
+    "both backends are configured and BRIDGE_BACKEND is unset, so Wonderchat is used "
+    "(set BRIDGE_BACKEND=widget for the Widget API)"
+)
+
 CommaSet = Annotated[frozenset[str], NoDecode]
+
+HTTP_SCHEMES = ("http", "https")
+WEBSOCKET_SCHEMES = ("ws", "wss")
+
+
+def check_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    """`value` if it is an absolute URL with one of `schemes` and a host, else ValueError.
+
+    Checked at start-up: a URL like `nonsense` would otherwise fail only at the first
+    request, as "could not reach the backend", without naming the variable."""
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        valid = parts.scheme.lower() in schemes and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port like :99999 or :abc
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value.strip()
 
 
 def _split_list(value: Any) -> Any:
@@ -125,6 +153,16 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("wonderchat_api_url", "widget_api_url", "slack_api_url", "discord_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return check_url(value, HTTP_SCHEMES)
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _websocket_url(cls, value: str | None) -> str | None:
+        return check_url(value, WEBSOCKET_SCHEMES)
+
     # What is configured -------------------------------------------------------------
 
     @property
@@ -152,9 +190,14 @@ class Settings(BaseSettings):
         chosen = self.bridge_backend
         if chosen is None:
             if self.wonderchat_configured:
-                return "wonderchat"
+                return "wonderchat"  # also when both are: BACKEND_RULE, shown by `bridge check`
             if self.widget_configured:
                 return "widget"
+            if self._widget_missing():
+                raise ConfigError(
+                    f"the Widget API needs {' and '.join(self._widget_missing())} too: "
+                    "set it, or unset the other WIDGET_ variables"
+                )
             raise ConfigError(
                 "no chat backend is configured: set WONDERCHAT_CHATBOT_ID "
                 "(and optionally WONDERCHAT_API_URL) for Wonderchat, or WIDGET_API_URL and "
@@ -163,8 +206,22 @@ class Settings(BaseSettings):
         if chosen == "wonderchat" and not self.wonderchat_configured:
             raise ConfigError("BRIDGE_BACKEND=wonderchat needs WONDERCHAT_CHATBOT_ID to be set")
         if chosen == "widget" and not self.widget_configured:
-            raise ConfigError("BRIDGE_BACKEND=widget needs WIDGET_API_URL and WIDGET_API_KEY")
+            missing = self._widget_missing() or ["WIDGET_API_URL", "WIDGET_API_KEY"]
+            raise ConfigError(f"BRIDGE_BACKEND=widget needs {' and '.join(missing)} to be set")
         return chosen
+
+    def _widget_missing(self) -> list[str]:
+        """The Widget API variables still unset when only one of the two is set."""
+        given = {"WIDGET_API_URL": self.widget_api_url, "WIDGET_API_KEY": self.widget_api_key}
+        if all(value is None for value in given.values()):
+            return []
+        return [name for name, value in given.items() if value is None]
+
+    def backend_rule(self) -> str | None:
+        """Why the backend was chosen, when the choice is not obvious (both configured)."""
+        if self.bridge_backend is None and self.wonderchat_configured and self.widget_configured:
+            return BACKEND_RULE
+        return None
 
     def secret_values(self) -> list[str]:
         """Every secret's plain value, for the log redactor; never log this list."""
@@ -181,7 +238,7 @@ class Settings(BaseSettings):
 def _describe(error: dict[str, Any]) -> str:
     """One readable line per validation error: variable, what is expected, what was given."""
     variable = str(error["loc"][0]).upper() if error.get("loc") else "configuration"
-    message = str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     given = error.get("input")
     shown = "" if isinstance(given, dict) or given is None else f" (got {str(given)[:40]!r})"
     if variable.endswith(("TOKEN", "SECRET", "KEY")):
@@ -199,4 +256,6 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = [_describe(dict(err)) for err in exc.errors()]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        # pydantic's exception adds only its own traceback and the secrets' inputs.
+        separator = " " if len(lines) == 1 else "\n  "
+        raise ConfigError("invalid configuration:" + separator + "\n  ".join(lines)) from None

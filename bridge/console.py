@@ -24,7 +24,7 @@ from bridge.config import Settings
 from bridge.model import Question, ThreadKey
 from bridge.relay import Outcome, Relay
 from bridge.runtime import open_runtime
-from bridge.safety import source_label
+from bridge.safety import plain_sources_block
 from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.testing.mock_backend import MockBackend
 
@@ -70,8 +70,7 @@ class ConsoleSurface:
         return _CONTROL_CHARS.sub("", text)
 
     def render_sources(self, sources: Sequence[Source]) -> str:
-        lines = [f"  {n}. {source_label(s)} — {s.url}" for n, s in enumerate(sources, 1)]
-        return "\n\nSources:\n" + "\n".join(lines)
+        return plain_sources_block(sources)
 
     async def close(self) -> None:
         """Nothing to release; the final text is printed by `print_final` when piped."""

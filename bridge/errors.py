@@ -15,6 +15,12 @@ class ConfigError(BridgeError):
     """Configuration is missing or invalid; the message is one readable line per problem."""
 
 
+class StartupError(BridgeError):
+    """The process cannot start although its configuration parsed: a port is in use, a
+    platform rejected a token or could not be reached. The message is one line ending in
+    its fix; the CLI exits 2, as for a ConfigError."""
+
+
 class StoreError(BridgeError):
     """The database could not be opened, read or written (locked too long, disk full,
     unreadable file, schema newer than this version of the bridge, store closed)."""

@@ -153,3 +153,13 @@ def markdown_sources_block(sources: Iterable[Source]) -> str:
     if not lines:
         return ""
     return "\n\n**Sources**\n" + "\n".join(lines)
+
+
+def plain_sources_block(sources: Iterable[Source]) -> str:
+    """The sources as plain numbered lines, as the terminal (`bridge demo`, `bridge ask`)
+    shows them; empty when none is safe to show."""
+    kept = safe_sources(sources)
+    if not kept:
+        return ""
+    lines = [f"  {n}. {source_label(s)} — {s.url}" for n, s in enumerate(kept, 1)]
+    return "\n\nSources:\n" + "\n".join(lines)

@@ -159,3 +159,48 @@ def test_missing_backend_names_the_variables(
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=named):
         load_settings().backend_name()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("WIDGET_API_URL", "nonsense", "http:// or https://"),
+        ("WONDERCHAT_API_URL", "app.wonderchat.io", "http:// or https://"),
+        ("SLACK_API_URL", "http://127.0.0.1:99999/api/", "http:// or https://"),
+        ("DISCORD_API_URL", "ftp://discord.com/api", "http:// or https://"),
+        ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg", "ws:// or wss://"),
+    ],
+)
+def test_urls_are_checked_at_start_and_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        f"invalid configuration: {variable}: must be a URL starting with {expected} (got {value!r})"
+    )
+
+
+def test_a_half_configured_widget_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIDGET_API_KEY", "key")
+    with pytest.raises(ConfigError, match=r"^the Widget API needs WIDGET_API_URL too"):
+        load_settings().backend_name()
+    monkeypatch.setenv("BRIDGE_BACKEND", "widget")
+    with pytest.raises(ConfigError, match=r"^BRIDGE_BACKEND=widget needs WIDGET_API_URL to be"):
+        load_settings().backend_name()
+
+
+def test_with_both_backends_wonderchat_wins_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WONDERCHAT_CHATBOT_ID", "bot")
+    assert load_settings().backend_rule() is None
+    monkeypatch.setenv("WIDGET_API_URL", "https://widget.example.com")
+    monkeypatch.setenv("WIDGET_API_KEY", "key")
+    settings = load_settings()
+    assert settings.backend_name() == "wonderchat"
+    assert settings.backend_rule() == (
+        "both backends are configured and BRIDGE_BACKEND is unset, so Wonderchat is used "
+        "(set BRIDGE_BACKEND=widget for the Widget API)"
+    )
+    monkeypatch.setenv("BRIDGE_BACKEND", "widget")
+    assert load_settings().backend_rule() is None

@@ -25,6 +25,16 @@ RATE_WINDOW_SECONDS = 60.0  # BRIDGE_USER_RATE_PER_MINUTE counts questions in th
 PRUNE_MIN_USERS = 1024  # the rate limiter looks for idle users once it tracks this many
 
 
+def length_refusal(text: str, limit: int) -> str | None:
+    """The reply to a question over BRIDGE_MAX_QUESTION_CHARS (also `bridge ask`'s)."""
+    if len(text) <= limit:
+        return None
+    return (
+        f"That question is {len(text):,} characters long; the limit is {limit:,}. "
+        "Please shorten it."
+    )
+
+
 class Admission:
     """Decides, per question, whether it is answered or refused (and with what text)."""
 
@@ -46,11 +56,8 @@ class Admission:
             return NOT_ALLOWED_TEXT
         if not text:
             return EMPTY_QUESTION_HINT
-        if len(text) > settings.bridge_max_question_chars:
-            return (
-                f"That question is {len(text):,} characters long; the limit is "
-                f"{settings.bridge_max_question_chars:,}. Please shorten it."
-            )
+        if too_long := length_refusal(text, settings.bridge_max_question_chars):
+            return too_long
         if not self._rate.allow(question.thread.platform, question.user_id):
             return RATE_LIMITED_TEXT
         return None

@@ -170,12 +170,17 @@ class SlackAdapter:
         """Learn the bot's identity (auth.test); with SLACK_APP_TOKEN, connect Socket Mode.
 
         Raises:
-            PlatformError: Slack rejected a token or the Socket Mode connection failed.
+            ConfigError: Slack rejected a token (the message says where to get one).
+            PlatformError: Slack could not be reached or Socket Mode did not connect.
         """
         try:
             identity = await self._api.call("auth.test")
         except SlackCallError as exc:
-            raise PlatformError(f"Slack rejected SLACK_BOT_TOKEN ({exc.error})") from exc
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({exc.error}): copy the Bot User OAuth Token "
+                "(xoxb-…) from your Slack app's OAuth & Permissions page; reinstall the app "
+                "if it was revoked"
+            ) from exc
         except PlatformRateLimited as exc:
             raise PlatformError(f"could not reach Slack: {exc}") from exc
         self._bot_user_id = str(identity.get("user_id") or "")
@@ -197,7 +202,11 @@ class SlackAdapter:
         try:
             opened = await self._api.call("apps.connections.open", token=app_token)
         except SlackCallError as exc:
-            raise PlatformError(f"Slack rejected SLACK_APP_TOKEN ({exc.error})") from exc
+            raise ConfigError(
+                f"Slack rejected SLACK_APP_TOKEN ({exc.error}): create an app-level token "
+                "(xapp-…) with the connections:write scope under Basic Information → "
+                "App-Level Tokens, with Socket Mode turned on"
+            ) from exc
         except PlatformRateLimited as exc:
             raise PlatformError(f"could not open Slack Socket Mode: {exc}") from exc
         socket = AsyncSocketModeHandler(self._app, app_token, web_client=self._api.client)

@@ -70,3 +70,44 @@ async def test_ask_without_a_backend_names_the_variables(tmp_path: Path) -> None
     assert out == ""
     assert "WONDERCHAT_CHATBOT_ID" in err and "WIDGET_API_URL" in err
     assert "Traceback" not in err
+
+
+async def test_ask_checks_the_question_before_sending_it(mock: MockBackend, tmp_path: Path) -> None:
+    env = {"WONDERCHAT_API_URL": mock.url, "WONDERCHAT_CHATBOT_ID": mock.chatbot_id}
+    code, out, err = await ask(tmp_path, "  ", **env)
+    assert (code, out) == (2, "")
+    assert err == (
+        'bridge: the question is empty: ask something, e.g. bridge ask "What are your opening'
+        ' hours?"\n'
+    )
+    code, out, err = await ask(tmp_path, "x" * 11, BRIDGE_MAX_QUESTION_CHARS="10", **env)
+    assert (code, out) == (2, "")
+    assert err == (
+        "bridge: That question is 11 characters long; the limit is 10. Please shorten it.\n"
+    )
+    assert mock.requests == []
+
+
+async def test_ask_an_empty_answer_is_the_chat_error(mock: MockBackend, tmp_path: Path) -> None:
+    env = {"WONDERCHAT_API_URL": mock.url, "WONDERCHAT_CHATBOT_ID": mock.chatbot_id}
+    code, _out, err = await ask(tmp_path, "[mock:empty] hi", **env)
+    assert code == 1
+    assert err.splitlines()[-1] == "bridge: the answer failed: the backend returned an empty answer"
+
+
+async def test_ask_a_half_configured_widget_names_the_missing_variable(tmp_path: Path) -> None:
+    code, _out, err = await ask(tmp_path, "hi", WIDGET_API_URL="http://127.0.0.1:9")
+    assert code == 2
+    assert err == (
+        "bridge: the Widget API needs WIDGET_API_KEY too: set it, or unset the other "
+        "WIDGET_ variables\n"
+    )
+
+
+async def test_ask_an_invalid_url_is_named_at_start(tmp_path: Path) -> None:
+    code, _out, err = await ask(tmp_path, "hi", WIDGET_API_URL="nonsense", WIDGET_API_KEY="k")
+    assert code == 2
+    assert err == (
+        "bridge: invalid configuration: WIDGET_API_URL: must be a URL starting with http:// "
+        "or https:// (got 'nonsense')\n"
+    )

@@ -390,7 +390,7 @@ async def test_sigterm_during_start_up_exits_0(
     assert "Traceback" not in process.text and "Slack connected" not in process.text
 
 
-async def test_serve_start_failures_exit_1_without_traceback(
+async def test_serve_start_failures_are_one_line_with_the_fix_and_exit_2(
     gate: SlackGate,
     slack: FakeSlack,
     mock: MockBackend,
@@ -405,9 +405,15 @@ async def test_serve_start_failures_exit_1_without_traceback(
     async with session.get(rejected.url + "/healthz") as response:  # listening already
         assert response.status == 200
     gate.opened.set()  # and now Slack rejects the token
-    assert await rejected.wait() == 1, rejected.text
+    assert await rejected.wait() == 2, rejected.text
     last = rejected.text.splitlines()[-1]
-    assert last.endswith("bridge could not start: Slack rejected SLACK_BOT_TOKEN (invalid_auth)")
+    assert last == (
+        "bridge: Slack rejected SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token "
+        "(xoxb-…) from your Slack app's OAuth & Permissions page; reinstall the app if it "
+        "was revoked"
+    )
+    # The one line is the news; the clean-up steps are only in the debug log.
+    assert all(" DEBUG " in line for line in rejected.text.splitlines() if "shutdown:" in line)
     assert "Traceback" not in rejected.text and wrong_token not in rejected.text
     with pytest.raises(aiohttp.ClientConnectionError):  # the listener was closed
         await session.get(rejected.url + "/healthz")
@@ -415,11 +421,15 @@ async def test_serve_start_failures_exit_1_without_traceback(
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
-        env = serve_env(slack, mock, tmp_path, PORT=str(taken.getsockname()[1]))
+        port = taken.getsockname()[1]
+        env = serve_env(slack, mock, tmp_path, PORT=str(port))
         busy = BridgeProcess("serve", env, tmp_path)
         await busy.start()
-        assert await busy.wait() == 1, busy.text
-    assert "cannot listen on port" in busy.text
+        assert await busy.wait() == 2, busy.text
+    assert busy.text.splitlines()[-1] == (
+        f"bridge: cannot listen on port {port} (address already in use): "
+        "stop the program using it, or set PORT (or --port) to another port"
+    )
     assert "starting slack" not in busy.text  # the port is bound before anything starts
 
 

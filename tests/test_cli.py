@@ -1,0 +1,78 @@
+"""Bad input on the command line: one line with its fix and a documented exit code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.typos import unknown_variables
+
+OUR_PREFIXES = ("WONDERCHAT_", "WIDGET_", "BRIDGE_", "SLACK_", "DISCORD_", "DATABASE_", "LOG_")
+
+
+def bridge(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(OUR_PREFIXES)}
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["mock-backend", "--port", "99999"],
+            "argument --port: 99999 is not a port: use 1 to 65535",
+        ),
+        (["serve", "--port", "http"], "argument --port: 'http' is not a port number"),
+        (["demo", "--delay", "-1"], "argument --delay: -1 is not a delay: use 0 or more seconds"),
+    ],
+)
+def test_bad_arguments_are_a_usage_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = bridge(tmp_path, *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def test_mock_backend_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = bridge(tmp_path, "mock-backend", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"bridge: cannot listen on 127.0.0.1:{port} (address already in use): "
+        "stop the program using it or pick another with --port\n"
+    )
+
+
+def test_misspelled_variables_are_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SLACK_STREEMING=native\nLOG_LEVEL=info\n")
+    result = bridge(tmp_path, "migrate", BRIDGE_MAX_CONCURENCY="4", SLACK_WEBHOOK_THING="x")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "bridge: warning: BRIDGE_MAX_CONCURENCY (in the environment) is not a bridge setting "
+        "and is ignored: did you mean BRIDGE_MAX_CONCURRENCY?",
+        "bridge: warning: SLACK_WEBHOOK_THING (in the environment) is not a bridge setting "
+        "and is ignored: see README → Configuration",
+        "bridge: warning: SLACK_STREEMING (in .env) is not a bridge setting and is ignored: "
+        "did you mean SLACK_STREAMING?",
+    ]
+
+
+def test_variables_of_other_programs_are_not_typos(tmp_path: Path) -> None:
+    environ = {"BRIDGE_TEST_STRICT": "1", "SLACK_CLIENT_ID": "x", "PATH": "/bin", "PORT": "1"}
+    assert unknown_variables(environ, tmp_path / ".env") == []
