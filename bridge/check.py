@@ -1,17 +1,23 @@
 """`bridge check`: validate the configuration and try every configured credential.
 
 Each item prints one line — ✓ works, ✗ broken (followed by how to fix it), – skipped
-because nothing is configured for it — and the exit code is non-zero when any item is
-broken, so a deploy script can run it first. Every line goes through the log redactor:
-an error message from a platform must not echo a token back to the terminal.
+because nothing is configured for it, ! a warning (a misspelled variable) — and the exit
+code is non-zero when any item is broken, so a deploy script can run it first. What an
+item found goes through the log redactor: an error message from a platform must not echo
+a token back to the terminal (the fixes are our own text, examples included).
+
+The list is all it prints: one message per problem, no log lines (unless
+LOG_LEVEL=debug), one backend attempt instead of the retries, and no file created or
+changed — a missing SQLite file is reported, not created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from http import HTTPStatus
 
@@ -23,10 +29,13 @@ from bridge import __version__
 from bridge.app import plan_platforms
 from bridge.backends import build_backend
 from bridge.backends.events import AnswerDone, AnswerFailed, TextDelta
-from bridge.config import Settings
+from bridge.config import BackendName, Settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import Redactor, configure_logging
 from bridge.store import open_store
+from bridge.store.base import is_postgres_url
+from bridge.store.probe import SQLiteState, probe_sqlite
+from bridge.typos import unknown_variables
 
 DEFAULT_SLACK_API_URL = AsyncWebClient.BASE_URL
 DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
@@ -57,6 +66,7 @@ class Status(Enum):
     OK = "✓"
     FAILED = "✗"
     SKIPPED = "–"
+    WARNING = "!"
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,8 @@ class CheckResult:
     detail: str
     fix: str = ""
 
-    def lines(self) -> list[str]:
-        text = [f"{self.status.value} {self.item}: {self.detail}"]
+    def lines(self, redact: Callable[[str], str] = str) -> list[str]:
+        text = [redact(f"{self.status.value} {self.item}: {self.detail}")]
         if self.status is Status.FAILED and self.fix:
             text.append(f"    fix: {self.fix}")
         return text
@@ -90,8 +100,24 @@ def skipped(item: str, why: str = "not configured") -> CheckResult:
 # --- configuration ------------------------------------------------------------------------
 
 
+def check_variables() -> list[CheckResult]:
+    """Variables that look like settings but are not (typos), as warnings."""
+    return [
+        CheckResult(Status.WARNING, "Variable", variable.message())
+        for variable in unknown_variables()
+    ]
+
+
 def check_platforms(settings: Settings) -> CheckResult:
     """At least one platform must be connectable, or `bridge run`/`serve` refuse to start."""
+    slack_without_events = (
+        settings.slack_configured
+        and settings.slack_app_token is None
+        and settings.slack_signing_secret is None
+    )
+    if slack_without_events and not settings.discord_configured:
+        # One missing variable, one message: "Slack events" below says which to set.
+        return skipped("Platforms", "Slack has no event mode yet, see Slack events")
     try:
         plan = plan_platforms(settings, http=True)
     except ConfigError as exc:
@@ -286,12 +312,23 @@ def _discord_url_fix() -> str:
 
 
 async def check_backend(settings: Settings, session: aiohttp.ClientSession) -> CheckResult:
-    """Ask the backend a real (tiny) question; only an answer proves URL, id and key."""
+    """Ask the backend a real (tiny) question; only an answer proves URL, id and key.
+    When both backends are configured, the line also says why this one was chosen."""
     try:
         name = settings.backend_name()
     except ConfigError as exc:
         return failed("Backend", str(exc), "set the variables named above")
+    result = await _ask_backend(settings, session, name)
+    rule = settings.backend_rule()
+    return replace(result, detail=f"{result.detail}; {rule}") if rule else result
+
+
+async def _ask_backend(
+    settings: Settings, session: aiohttp.ClientSession, name: BackendName
+) -> CheckResult:
     item = f"Backend ({name})"
+    # One attempt: a retry only repeats the failure (and its log lines) in a check.
+    settings = settings.model_copy(update={"bridge_backend_retries": 0})
     fix = {
         "wonderchat": "check WONDERCHAT_CHATBOT_ID and WONDERCHAT_API_URL",
         "widget": "check WIDGET_API_URL, WIDGET_API_KEY and WIDGET_MODEL",
@@ -323,6 +360,12 @@ async def check_database(settings: Settings) -> CheckResult:
         "set DATABASE_URL to sqlite:///bridge.db, sqlite:////absolute/path/bridge.db "
         "or postgres://user:password@host:5432/dbname"
     )
+    if not is_postgres_url(settings.database_url):
+        try:
+            state = await probe_sqlite(settings.database_url)
+        except BridgeError as exc:
+            return failed(item, str(exc), fix)
+        return _sqlite_result(state)
     try:
         store = await open_store(settings.database_url)
         try:
@@ -331,10 +374,30 @@ async def check_database(settings: Settings) -> CheckResult:
             await store.close()
     except BridgeError as exc:
         return failed(item, str(exc), fix)
-    note = ""
-    if settings.database_url.startswith("sqlite"):
-        note = " (SQLite: keep the file on a persistent disk, see docs/deploy.md)"
-    return ok(item, "opened, schema up to date, answers queries" + note)
+    return ok(item, "opened, schema up to date, answers queries")
+
+
+def _sqlite_result(state: SQLiteState | None) -> CheckResult:
+    item = "Database"
+    if state is None:
+        return ok(item, "in memory: nothing is kept after the process ends")
+    disk = "SQLite: keep the file on a persistent disk, see docs/deploy.md"
+    if not state.exists:
+        return ok(item, f"{state.path} does not exist yet; the first start creates it ({disk})")
+    if state.version > state.known:
+        return failed(
+            item,
+            f"{state.path} has schema version {state.version}, newer than this bridge's "
+            f"{state.known}",
+            "upgrade the bridge to the version that wrote this database (docs/operations.md)",
+        )
+    if state.version < state.known:
+        return ok(
+            item,
+            f"{state.path} is at schema version {state.version}; the next start (or "
+            f"`bridge migrate`) upgrades it to {state.known} ({disk})",
+        )
+    return ok(item, f"{state.path}, schema up to date ({disk})")
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -342,7 +405,7 @@ async def check_database(settings: Settings) -> CheckResult:
 
 async def collect_results(settings: Settings) -> list[CheckResult]:
     """Run every check; independent network checks run concurrently."""
-    results = [check_platforms(settings)]
+    results = [*check_variables(), check_platforms(settings)]
     async with aiohttp.ClientSession() as session:
         slack, discord, backend = await asyncio.gather(
             check_slack(settings, session),
@@ -357,10 +420,17 @@ async def run_check(settings: Settings, output: Callable[[str], None] = print) -
     """`bridge check`: print one line per item; exit 1 when anything is broken."""
     configure_logging(settings)
     redact = Redactor(settings.secret_values())
-    results = await collect_results(settings)
+    quiet = settings.log_level != "debug"
+    if quiet:  # every problem is an item below; log lines would say it again
+        logging.disable(logging.CRITICAL)
+    try:
+        results = await collect_results(settings)
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)
     for result in results:
-        for line in result.lines():
-            output(redact(line))
+        for line in result.lines(redact):
+            output(line)
     problems = sum(result.status is Status.FAILED for result in results)
     if problems:
         output(f"{problems} problem{'s' if problems > 1 else ''} found")

@@ -95,15 +95,20 @@ def _cmd_mock_backend(args: argparse.Namespace, settings: Settings) -> int:
         raise StartupError(f"cannot listen on {args.host}:{args.port} ({reason}): {fix}") from exc
 
 
-def _port(text: str) -> int:
+def _port(text: str, *, lowest: int = 1) -> int:
     """argparse type: a TCP port, so `--port 99999` is a usage line, not a traceback."""
     try:
         port = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= MAX_PORT:
-        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1 to {MAX_PORT}")
+    if not lowest <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use {lowest} to {MAX_PORT}")
     return port
+
+
+def _port_or_any(text: str) -> int:
+    """argparse type: a TCP port, or 0 for any free one (the mock backend prints it)."""
+    return _port(text, lowest=0)
 
 
 def _seconds(text: str) -> float:
@@ -175,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mock = add("mock-backend", _cmd_mock_backend, "run the mock Wonderchat + Widget backend")
     mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=_port, default=8090)
+    mock.add_argument("--port", type=_port_or_any, default=8090, help="0: any free port")
     mock.add_argument("--delay", type=_seconds, default=0.04, help="seconds between chunks")
 
     invite = add("discord-invite", _cmd_discord_invite, "print the Discord bot invite link")

@@ -33,9 +33,10 @@ def bridge(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
     [
         (
             ["mock-backend", "--port", "99999"],
-            "argument --port: 99999 is not a port: use 1 to 65535",
+            "argument --port: 99999 is not a port: use 0 to 65535",
         ),
         (["serve", "--port", "http"], "argument --port: 'http' is not a port number"),
+        (["serve", "--port", "0"], "argument --port: 0 is not a port: use 1 to 65535"),
         (["demo", "--delay", "-1"], "argument --delay: -1 is not a delay: use 0 or more seconds"),
     ],
 )

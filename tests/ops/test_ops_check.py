@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -75,6 +76,10 @@ async def check(settings: Settings) -> tuple[int, list[str]]:
     return code, lines
 
 
+def files_in(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
 def line_for(lines: list[str], item: str) -> str:
     matches = [line for line in lines if line[2:].startswith(item + ":")]
     assert len(matches) == 1, (item, lines)
@@ -94,7 +99,8 @@ async def test_everything_configured_passes(
     assert line_for(lines, "Slack").startswith("– Slack: skipped (not configured)")
     assert lines[-1] == "all configured checks passed"
     assert [r.path for r in mock.requests] == ["/api/v1/chat/completions"]
-    assert (tmp_path / "bridge.db").exists()
+    assert files_in(tmp_path) == []  # a check creates no file
+    assert "does not exist yet; the first start creates it" in line_for(lines, "Database")
     output = "\n".join(lines)
     assert DISCORD_TOKEN not in output and WIDGET_KEY not in output
 
@@ -268,3 +274,90 @@ async def test_slack_without_any_event_mode(
     events = line_for(lines, "Slack events")
     assert events.startswith("✗")
     assert "SLACK_APP_TOKEN" in lines[lines.index(events) + 1]
+
+
+async def test_check_prints_the_list_only_and_changes_no_file(
+    discord: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    """An unreachable backend and a typo, as a new user's first `bridge check` shows them."""
+    (tmp_path / ".env").write_text("SLACK_STREEMING=native\n")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DISCORD_TOKEN": DISCORD_TOKEN,
+        "DISCORD_API_URL": discord.api_url,
+        "WIDGET_API_URL": "http://127.0.0.1:9",  # discard port: nothing listens there
+        "WIDGET_API_KEY": WIDGET_KEY,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "check",
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1
+    assert stderr.decode() == ""
+    assert stdout.decode().splitlines() == [
+        "! Variable: SLACK_STREEMING (in .env) is not a bridge setting and is ignored: "
+        "did you mean SLACK_STREAMING?",
+        "✓ Platforms: Discord",
+        "– Slack: skipped (not configured)",
+        "✓ Discord bot token: logged in as bridge-bot (id 700000000000000001)",
+        "– Discord message content intent: skipped (DISCORD_MESSAGE_CONTENT=false: DMs and "
+        "mentions still work)",
+        "✗ Backend (widget): could not reach the backend, please try again in a minute",
+        "    fix: check WIDGET_API_URL, WIDGET_API_KEY and WIDGET_MODEL",
+        "✓ Database: bridge.db does not exist yet; the first start creates it (SQLite: keep "
+        "the file on a persistent disk, see docs/deploy.md)",
+        "1 problem found",
+    ]
+    assert files_in(tmp_path) == [".env"]
+
+
+async def test_one_missing_slack_app_token_is_one_message(
+    slack: FakeSlack, mock: MockBackend, tmp_path: Path
+) -> None:
+    settings = slack_settings(
+        slack, mock, tmp_path, slack_app_token=None, slack_signing_secret=None
+    )
+    _code, lines = await check(settings)
+    assert [line for line in lines if line.startswith("✗")] == [
+        "✗ Slack events: neither Socket Mode nor HTTP events is configured, so no event can arrive"
+    ]
+
+
+async def test_the_database_url_example_is_shown_whole(tmp_path: Path) -> None:
+    settings = load_settings(database_url="mysql://somewhere/db")
+    _code, lines = await check(settings)
+    fix = lines[lines.index(line_for(lines, "Database")) + 1]
+    assert fix.endswith("or postgres://user:password@host:5432/dbname")
+
+
+async def test_an_existing_sqlite_file_is_read_not_migrated(tmp_path: Path) -> None:
+    database = tmp_path / "old.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at)")
+        conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    conn.close()
+    before = database.read_bytes()
+    _code, lines = await check(load_settings(database_url=f"sqlite:///{database}"))
+    assert line_for(lines, "Database").startswith(
+        f"✓ Database: {database} is at schema version 1; the next start (or `bridge migrate`)"
+    )
+    assert database.read_bytes() == before
+    assert files_in(tmp_path) == ["old.db"]
+
+
+async def test_with_both_backends_check_says_which_and_why(
+    mock: MockBackend, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        wonderchat_chatbot_id=mock.chatbot_id,
+        wonderchat_api_url=mock.url,
+        widget_api_url=mock.url,
+        widget_api_key=WIDGET_KEY,
+        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+    )
+    _code, lines = await check(settings)
+    assert line_for(lines, "Backend (wonderchat)").endswith(
+        "; both backends are configured and BRIDGE_BACKEND is unset, so Wonderchat is used "
+        "(set BRIDGE_BACKEND=widget for the Widget API)"
+    )
