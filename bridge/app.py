@@ -231,7 +231,13 @@ def _build_adapters(
     if plan.slack:
         from bridge.slack import SlackAdapter
 
-        slack = SlackAdapter(runtime.settings, runtime.relay, session=runtime.pools.slack)
+        slack = SlackAdapter(
+            runtime.settings,
+            runtime.relay,
+            session=runtime.pools.slack,
+            feedback=runtime.feedback,
+            handoffs=runtime.handoffs,
+        )
         adapters.append(slack)
         if plan.slack_http:
             slack_http_handler = slack.http_handler

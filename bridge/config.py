@@ -7,6 +7,7 @@ Secrets are `SecretStr`, so printing the settings never shows them.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -124,6 +125,11 @@ class Settings(BaseSettings):
     bridge_allowed_guilds: CommaSet = frozenset()
     bridge_allowed_users: CommaSet = frozenset()
 
+    # Answer feedback and hand-off to a person
+    bridge_feedback_webhook_url: SecretStr | None = None
+    bridge_handoff_slack: str | None = None
+    bridge_handoff_discord: str | None = None
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
@@ -147,6 +153,33 @@ class Settings(BaseSettings):
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("bridge_feedback_webhook_url", mode="after")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("bridge_handoff_slack", mode="after")
+    @classmethod
+    def _slack_group_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"S[A-Z0-9]{2,}", value.strip()):
+            raise ValueError(
+                "must be a Slack user-group id such as S0123ABCDEF (People → User groups → "
+                "the group → ⋯ → Copy group ID), not a name or a user id"
+            )
+        return value.strip() if value is not None else None
+
+    @field_validator("bridge_handoff_discord", mode="after")
+    @classmethod
+    def _discord_role_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9]{5,25}", value.strip()):
+            raise ValueError(
+                "must be a Discord role id (digits; Server Settings → Roles → ⋯ → Copy Role "
+                "ID, with Developer Mode on), not a role name"
+            )
+        return value.strip() if value is not None else None
 
     @field_validator("wonderchat_api_url", "widget_api_url", mode="after")
     @classmethod
@@ -231,6 +264,7 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.discord_token,
             self.widget_api_key,
+            self.bridge_feedback_webhook_url,  # its path or query may hold a token
         )
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
@@ -241,7 +275,7 @@ def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     given = error.get("input")
     shown = "" if isinstance(given, dict) or given is None else f" (got {str(given)[:40]!r})"
-    if variable.endswith(("TOKEN", "SECRET", "KEY")):
+    if variable.endswith(("TOKEN", "SECRET", "KEY")) or "WEBHOOK" in variable:
         shown = ""  # never echo a secret, even a malformed one
     return f"{variable}: {message}{shown}"
 

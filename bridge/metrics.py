@@ -51,3 +51,37 @@ HTTP_POOL_WAIT = Histogram(
     ["pool"],
     buckets=_FAST_BUCKETS,
 )
+FEEDBACK = Counter(
+    "bridge_feedback_total", "Votes on answers (new or changed)", ["platform", "vote"]
+)
+HANDOFFS = Counter("bridge_handoffs_total", "Threads handed to a person", ["platform"])
+FEEDBACK_WEBHOOK = Counter(
+    "bridge_feedback_webhook_total",
+    "Feedback webhook deliveries by result (delivered, retried, failed, dropped)",
+    ["result"],
+)
+
+PLATFORMS = ("slack", "discord")
+OUTCOMES = ("done", "error", "interrupted", "refused")
+WEBHOOK_RESULTS = ("delivered", "retried", "failed", "dropped")
+
+
+def show_at_zero(backend: str) -> None:
+    """Create every documented labelled series now, so dashboards and alerts see them at
+    zero from start-up rather than only after the first question (a counter with labels
+    has no series until one is used). `backend` is the configured backend's name."""
+    for platform in PLATFORMS:
+        QUESTIONS.labels(platform)
+        PLATFORM_RATE_LIMITED.labels(platform)
+        BRIDGE_ADDED.labels(platform)
+        HANDOFFS.labels(platform)
+        for outcome in OUTCOMES:
+            ANSWERS.labels(platform, outcome)
+        for vote in ("up", "down"):
+            FEEDBACK.labels(platform, vote)
+    BACKEND_FIRST_EVENT.labels(backend)
+    BACKEND_TOTAL.labels(backend)
+    for result in WEBHOOK_RESULTS:
+        FEEDBACK_WEBHOOK.labels(result)
+    for pool in ("backend", "slack", "discord"):
+        HTTP_POOL_WAIT.labels(pool)

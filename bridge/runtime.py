@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from bridge import metrics
 from bridge.backends import build_backend
 from bridge.backends.base import ChatBackend
 from bridge.config import Settings
+from bridge.feedback import FeedbackService, FeedbackWebhook, Handoffs
 from bridge.pools import Pools, PoolSizes, open_pools
 from bridge.relay import Relay
 from bridge.store import Store, open_store
@@ -28,13 +30,16 @@ class Runtime:
     store: Store
     backend: ChatBackend
     relay: Relay
+    feedback: FeedbackService
+    handoffs: Handoffs
 
 
 @asynccontextmanager
 async def open_runtime(
     settings: Settings, *, pool_sizes: PoolSizes | None = None
 ) -> AsyncIterator[Runtime]:
-    """Open pools, store, backend and relay; close them in reverse order on exit.
+    """Open pools, store, backend, relay and the feedback services; close them in
+    reverse order on exit (queued webhook deliveries get a short grace).
 
     `pool_sizes` defaults to what `BRIDGE_MAX_CONCURRENCY` answers need (tests force
     smaller pools to show that waiting for a connection is not a failure).
@@ -51,11 +56,35 @@ async def open_runtime(
         sizes = pool_sizes or PoolSizes.for_concurrency(settings.bridge_max_concurrency)
         async with open_pools(sizes) as pools:
             backend = build_backend(settings, pools.backend)
-            relay = Relay(store=store, backend=backend, settings=settings)
+            metrics.show_at_zero(backend.name)
+            webhook_url = settings.bridge_feedback_webhook_url
+            webhook = (  # one connection at a time, beside the backend's streams
+                FeedbackWebhook(pools.backend, webhook_url.get_secret_value())
+                if webhook_url is not None
+                else None
+            )
+            handoffs = Handoffs(
+                store,
+                {
+                    "slack": settings.bridge_handoff_slack or "",
+                    "discord": settings.bridge_handoff_discord or "",
+                },
+            )
+            relay = Relay(store=store, backend=backend, settings=settings, handoffs=handoffs)
             await relay.start()
             try:
-                yield Runtime(settings, pools, store, backend, relay)
+                yield Runtime(
+                    settings,
+                    pools,
+                    store,
+                    backend,
+                    relay,
+                    FeedbackService(store, webhook),
+                    handoffs,
+                )
             finally:
                 await relay.close()
+                if webhook is not None:
+                    await webhook.close()
     finally:
         await store.close()

@@ -1,7 +1,8 @@
 """Admission: which questions go to the backend, and the polite reply for those that do not.
 
 Allow-lists, question size and the per-user rate live here, so a new rule is one more
-check in `Admission.refusal` and nothing else in the relay changes.
+check in `Admission.refusal` and nothing else in the relay changes. Before any of them,
+`Admission.gate` keeps the bot quiet in a thread handed to a person (`resume` ends that).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bridge.config import Settings
+from bridge.feedback import Handoffs, ThreadGate
 from bridge.model import Question
 
 SHUTTING_DOWN_TEXT = "The bot is restarting — please ask again in a minute."
@@ -38,9 +40,24 @@ def length_refusal(text: str, limit: int) -> str | None:
 class Admission:
     """Decides, per question, whether it is answered or refused (and with what text)."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: Settings,
+        handoffs: Handoffs,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._settings = settings
+        self._handoffs = handoffs
         self._rate = RateLimiter(settings.bridge_user_rate_per_minute, clock=clock)
+
+    async def gate(self, question: Question) -> ThreadGate:
+        """Whether the thread is with a person (stay quiet) or `resume`s now."""
+        return await self._handoffs.gate(question.thread, question.text)
+
+    async def resume(self, question: Question) -> None:
+        """End the thread's hand-off (the `resume` claimed as a turn, like `reset`)."""
+        await self._handoffs.end(question.thread, question.user_id)
 
     def refusal(self, question: Question, *, accepting: bool = True) -> str | None:
         """The polite reply for a question we will not send to the backend, if any.

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from bridge import metrics
 from bridge.backends.base import ChatBackend
 from bridge.config import Settings
+from bridge.feedback import Handoffs, ThreadGate
+from bridge.feedback.handoff import RESUMED_TEXT
 from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
 from bridge.relay.admission import Admission
@@ -55,13 +57,14 @@ class Relay:
         clock: Callable[[], float] = time.monotonic,
         instance_id: str | None = None,
         liveness_interval: float = LIVENESS_CHECK_SECONDS,
+        handoffs: Handoffs | None = None,
     ) -> None:
         """`instance_id` names this process in the store (a fresh uuid by default);
         `liveness_interval` (how often the lock is checked and orphans swept) is
-        shortened by tests."""
+        shortened by tests; `handoffs` keeps the bot quiet in threads handed to a person."""
         self.instance_id = instance_id or uuid.uuid4().hex
         self._store = store
-        self._admission = Admission(settings, clock=clock)
+        self._admission = Admission(settings, handoffs or Handoffs(store, {}), clock=clock)
         self._turns = TurnBook(store, backend=backend.name, owner=self.instance_id)
         self._ordering = Ordering(settings.bridge_max_concurrency)
         self._dispatch = Dispatcher(store, backend, clock=clock)
@@ -135,7 +138,13 @@ class Relay:
         bind_correlation_id(question.correlation_id)
         platform = question.thread.platform
         try:
-            claimed = await self._turns.claim(question)
+            gate = await self._admission.gate(question)
+            if gate is ThreadGate.SILENT:
+                log.info("thread is with a person; staying quiet")
+                return Outcome.HANDED_OFF
+            # A `resume` is claimed like a `reset`: a re-delivery is recognised.
+            status = TurnStatus.DONE if gate is ThreadGate.RESUME else TurnStatus.QUEUED
+            claimed = await self._turns.claim(question, status=status)
         except StoreError as exc:
             log.error("could not record the question: %s", exc)
             await _tell(surface, STORE_UNAVAILABLE_TEXT)
@@ -144,6 +153,10 @@ class Relay:
         if not claimed:
             log.info("duplicate event %s ignored", question.event_id)
             return Outcome.DUPLICATE
+        if gate is ThreadGate.RESUME:
+            await self._admission.resume(question)
+            await _tell(surface, RESUMED_TEXT)
+            return Outcome.RESUMED
         metrics.QUESTIONS.labels(platform).inc()  # re-deliveries are not new questions
         refusal = self._admission.refusal(question, accepting=admitted)
         if refusal is not None:

@@ -30,6 +30,7 @@ from bridge.context import load_context
 from bridge.model import Question
 from bridge.relay.record import Outcome, TurnRecord
 from bridge.render import ReplyRenderer
+from bridge.safety import safe_sources
 from bridge.store import Store, TurnStatus
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ class Dispatcher:
                             if not final.strip():
                                 return await fail(renderer, record, EMPTY_ANSWER_REASON, preface)
                             final = preface + final
-                            await renderer.finish(final, done.sources or sources)
+                            shown = safe_sources(done.sources or sources)
+                            await renderer.finish(final, shown)
                             return await record.finish(
                                 renderer,
                                 TurnStatus.DONE,
@@ -126,6 +128,7 @@ class Dispatcher:
                                 answer_text=final,
                                 first_text_ms=_ms(started, first_text_at),
                                 total_ms=_ms(started, self._clock()),
+                                sources=[source.url for source in shown],
                             )
                         case AnswerFailed() as failed:
                             partial = preface + (failed.partial_text or "".join(parts))

@@ -28,6 +28,8 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
     DUPLICATE = "duplicate"
     REFUSED = "refused"
+    HANDED_OFF = "handed_off"  # a person has the thread: the bot stayed quiet
+    RESUMED = "resumed"  # `resume` gave a handed-off thread back to the bot
 
 
 class TurnBook:

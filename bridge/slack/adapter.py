@@ -29,11 +29,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Settings
 from bridge.context import QuestionContext
 from bridge.errors import BridgeError, ConfigError, PlatformError, PlatformRateLimited
+from bridge.feedback import FeedbackService, Handoffs
 from bridge.model import Question
 from bridge.safety import neutralize_slack
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, UPDATE, SlackRates, WorkspaceBudgets
 from bridge.slack.events import Incoming, Route, route_event
+from bridge.slack.interactions import FeedbackButtons, SlackInteractions
 from bridge.slack.shortcuts import AskAboutMessage
 from bridge.slack.surface import (
     NativeStreaming,
@@ -67,6 +69,11 @@ RECENT_EVENT_IDS = 2048
 # the token is unused next to our client, and SLACK_CLIENT_ID/SECRET switch it to an OAuth
 # installation flow this single-workspace bridge does not have.
 BOLT_ENVIRONMENT = ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+
+
+def _finished(answer: asyncio.Task[Any]) -> bool:
+    """Whether the answer task ended as `done` (the relay's Outcome is a str enum)."""
+    return not answer.cancelled() and answer.exception() is None and answer.result() == "done"
 
 
 @contextmanager
@@ -117,6 +124,8 @@ class SlackAdapter:
         relay: answers questions.
         session: the process' aiohttp session, reused for Web API calls.
         rates: per-workspace call budgets (tests use small ones).
+        feedback, handoffs: with both, finished answers get 👍/👎 (and "Talk to a
+            person" where a hand-off group is configured) and the presses are handled.
     """
 
     name = "slack"
@@ -128,6 +137,8 @@ class SlackAdapter:
         *,
         session: aiohttp.ClientSession | None = None,
         rates: SlackRates | None = None,
+        feedback: FeedbackService | None = None,
+        handoffs: Handoffs | None = None,
     ) -> None:
         if settings.slack_bot_token is None:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN (the xoxb- Bot User OAuth Token)")
@@ -163,6 +174,10 @@ class SlackAdapter:
         self._started = False
         self._closers = TaskOwner("slack reply closers")
         self._recent = RecentEventIds()
+        self._buttons: FeedbackButtons | None = None
+        if feedback is not None and handoffs is not None:
+            SlackInteractions(self._app, self._api, feedback, handoffs)
+            self._buttons = FeedbackButtons(self._api, handoffs)
 
     # PlatformAdapter -------------------------------------------------------------------
 
@@ -326,7 +341,7 @@ class SlackAdapter:
             edit_interval=self._settings.bridge_edit_interval,
             native=self._native,
         )
-        self._close_after(self._relay.submit(question, surface), surface)
+        self._close_after(self._relay.submit(question, surface), surface, question.event_id)
 
     async def _set_thinking(self, channel: str, thread_ts: str) -> None:
         """Assistant threads show a "thinking" status until the reply arrives; plain DM
@@ -341,9 +356,12 @@ class SlackAdapter:
         except BridgeError as exc:  # refused, rate limited or unreachable: answer anyway
             log.debug("no assistant status for %s/%s: %s", channel, thread_ts, exc)
 
-    def _close_after(self, answer: asyncio.Task[Any], surface: UpdateSurface) -> None:
+    def _close_after(
+        self, answer: asyncio.Task[Any], surface: UpdateSurface, event_id: str
+    ) -> None:
         """Make sure the surface is closed (open streams stopped) however the answer
-        ended, including refusals that only post."""
+        ended, including refusals that only post; then put the feedback buttons on a
+        finished answer (never on errors, refusals or interrupted replies)."""
 
         async def close_when_done() -> None:
             await asyncio.wait({answer})
@@ -351,6 +369,10 @@ class SlackAdapter:
                 await surface.close()
             except BridgeError as exc:
                 log.warning("could not finish a Slack reply: %s", exc)
+                return
+            last = surface.last_message()
+            if self._buttons is not None and last is not None and _finished(answer):
+                await self._buttons.attach(surface.target, *last, event_id)
 
         self._closers.spawn(close_when_done(), name="slack-reply-closer")
 

@@ -117,15 +117,18 @@ def edit_priority(kind: EditKind) -> Priority:
     return EDIT_PRIORITY[kind]
 
 
-def _late_text(text: str, kind: EditKind, draft: Draft | None) -> dict[str, Any]:
+def _late_text(text: str, kind: EditKind, draft: Draft | None, sent: list[str]) -> dict[str, Any]:
     """`priority` and `fill` for `SlackApi.call`: the draft's kind and text as they are
-    when the call may go out, or `text` and `kind` as given."""
+    when the call may go out, or `text` and `kind` as given. The text that went out is
+    appended to `sent`."""
+
+    def fill() -> dict[str, Any]:
+        sent.append(draft.text() if draft is not None else text)
+        return message_fields(sent[-1])
+
     if draft is None:
-        return {"priority": edit_priority(kind), "fill": lambda: message_fields(text)}
-    return {
-        "priority": lambda: edit_priority(draft.kind),
-        "fill": lambda: message_fields(draft.text()),
-    }
+        return {"priority": edit_priority(kind), "fill": fill}
+    return {"priority": lambda: edit_priority(draft.kind), "fill": fill}
 
 
 class NativeStreaming:
@@ -172,13 +175,28 @@ class UpdateSurface:
         self.limits = SurfaceLimits(
             max_message_chars=MAX_MESSAGE_CHARS, min_edit_interval=edit_interval
         )
+        # Message ts → the text it was last given, in posting order: the feedback
+        # buttons are added to the last message, which chat.update must send whole.
+        self._texts: dict[str, str] = {}
 
     @property
     def channel(self) -> str:
         return self._target.channel
 
+    @property
+    def target(self) -> ReplyTarget:
+        return self._target
+
+    def last_message(self) -> tuple[str, str] | None:
+        """(ts, text) of the reply's last message, once something was posted."""
+        if not self._texts:
+            return None
+        ts = next(reversed(self._texts))
+        return ts, self._texts[ts]
+
     async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         """chat.postMessage, paced per channel (placeholders, split-off parts, notices)."""
+        sent: list[str] = []
         response = await self._api.call(
             "chat.postMessage",
             team_id=self._target.team_id,
@@ -187,22 +205,25 @@ class UpdateSurface:
             thread_ts=self._target.thread_ts,
             unfurl_links=False,
             unfurl_media=False,
-            **_late_text(text, kind, draft),
+            **_late_text(text, kind, draft, sent),
         )
+        self._texts[str(response["ts"])] = sent[-1] if sent else text
         return str(response["ts"])
 
     async def edit(
         self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
     ) -> None:
         """chat.update from the workspace budget, with the draft's newest text."""
+        sent: list[str] = []
         await self._api.call(
             "chat.update",
             team_id=self._target.team_id,
             budget=UPDATE,
             channel=self._target.channel,
             ts=message_id,
-            **_late_text(text, kind, draft),
+            **_late_text(text, kind, draft, sent),
         )
+        self._texts[message_id] = sent[-1] if sent else text
 
     def neutralize(self, text: str) -> str:
         return neutralize_slack(text)
@@ -261,6 +282,7 @@ class StreamSurface(UpdateSurface):
             return await super().post(text, kind=kind, draft=draft)
         message_id = str(response["ts"])
         self._open[message_id] = _Stream(latest=self._unmarked(text, kind))
+        self._texts[message_id] = self._open[message_id].latest
         return message_id
 
     async def edit(
@@ -270,7 +292,7 @@ class StreamSurface(UpdateSurface):
         if stream is None:
             await super().edit(message_id, text, kind=kind, draft=draft)
             return
-        streamed = stream.latest = self._unmarked(text, kind)
+        streamed = stream.latest = self._texts[message_id] = self._unmarked(text, kind)
         if kind is EditKind.STATUS:
             return  # not answer text: a stream can only grow, so status lines wait
         if not streamed.startswith(stream.committed):

@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 from aiohttp import WSMsgType, web
 
 from bridge.testing.server import serve_app
+from bridge.testing.slack_interactivity import SlackInteractivity
 from bridge.testing.slack_limits import SlackLimits
 from bridge.testing.slack_socket_mode import (
     ACK_TIMEOUT_SECONDS,
@@ -76,6 +77,7 @@ REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "conversations.replies": (("channel", "channel_not_found"), ("ts", "thread_not_found")),
     "views.open": (("trigger_id", "invalid_arguments"), ("view", "invalid_arguments")),
+    "chat.postEphemeral": (("channel", "channel_not_found"), ("user", "user_not_in_channel")),
 }
 # Parameters that may be present but empty (an empty status clears it).
 MAY_BE_EMPTY = frozenset({"status"})
@@ -96,6 +98,7 @@ CHANNEL_PARAM = {
     "chat.stopStream": "channel",
     "assistant.threads.setStatus": "channel_id",
     "assistant.threads.setSuggestedPrompts": "channel_id",
+    "chat.postEphemeral": "channel",
 }
 # conversations.replies: Slack's default page size and largest allowed `limit`.
 REPLIES_PAGE = 1000
@@ -133,6 +136,7 @@ class FakeMessage:
     user: str | None = None  # the author; the bot's own messages also carry `bot_id`
     bot_id: str | None = None
     files: tuple[str, ...] = ()  # names of attached files
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # as last posted or updated
 
     def show(self, text: str) -> None:
         self.text = text
@@ -198,7 +202,7 @@ def _check_required(method: str, params: dict[str, Any]) -> None:
             raise _Refusal(error, detail=f"missing required field: {name}")
 
 
-class FakeSlack:
+class FakeSlack(SlackInteractivity):
     """The fake server; use as an async context manager."""
 
     def __init__(
@@ -251,6 +255,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Event()
+        self._init_interactivity()
         self.socket_mode = EnvelopeDelivery(
             self._sockets, self._notify, ack_timeout=ack_timeout, retry_delays=retry_delays
         )
@@ -584,6 +589,10 @@ class FakeSlack:
     def _shown(self, message: FakeMessage, params: dict[str, Any]) -> None:
         """Show the call's text on `message`, cut where Slack cuts it."""
         text = self._visible_text(params)
+        blocks = params.get("blocks") or []
+        blocks = json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+        self._check_interactive_blocks(blocks)
+        message.blocks = blocks
         if len(text) > TEXT_LIMIT:
             self.truncated.append(message.ts)
             text = text[:TEXT_LIMIT]
@@ -607,7 +616,11 @@ class FakeSlack:
         if blocks:
             if len(blocks) > MAX_BLOCKS or any(_oversized_section(b) for b in blocks):
                 raise _Refusal("invalid_blocks")
-            texts = [b.get("text", "") for b in blocks if b.get("type") == "markdown"]
+            texts = [
+                b.get("text", "") if b.get("type") == "markdown" else b["text"].get("text", "")
+                for b in blocks
+                if b.get("type") == "markdown" or (b.get("type") == "section" and b.get("text"))
+            ]
             if sum(len(t) for t in texts) > MARKDOWN_LIMIT:
                 raise _Refusal("invalid_blocks")
             return "".join(texts)
@@ -780,4 +793,5 @@ class FakeSlack:
         "assistant.threads.setSuggestedPrompts": _suggested_prompts,
         "conversations.replies": _conversations_replies,
         "views.open": _views_open,
+        "chat.postEphemeral": SlackInteractivity._post_ephemeral,
     }

@@ -6,6 +6,7 @@ run against local servers; tests push events and read what the fake Slack shows.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -40,6 +41,7 @@ class Bridge:
     adapter: SlackAdapter
     settings: Settings
     relay: Any
+    runtime: Any = None  # the Runtime: its store, feedback and hand-off services
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_ts(self) -> str:
@@ -130,6 +132,9 @@ async def _running_bridge(
     rates: SlackRates | None = None,
     session: aiohttp.ClientSession | None = None,
     limits: SlackLimits | None = None,
+    feedback: bool = False,
+    slack: FakeSlack | None = None,
+    mock: MockBackend | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Bridge]:
     """Start fake Slack (`limits`: Slack's production limits at TEST_SPEED by default),
@@ -139,20 +144,30 @@ async def _running_bridge(
     that passes checks that bolt acknowledged every envelope within Slack's 3 s (the
     fake re-delivers late ones, as Slack does) and that the bridge met no 429 but those
     the test asked for: the fake enforces Slack's limits, the bridge claims to pace.
+    `feedback` turns on the answer buttons (as `bridge run` does); `slack` and `mock`
+    reuse running fakes (a restart).
     """
-    fake = FakeSlack(limits=limits or SlackLimits(speed=TEST_SPEED))
-    async with fake as slack, MockBackend(delay=MOCK_DELAY) as mock:
+    async with contextlib.AsyncExitStack() as fakes:
+        if slack is None:
+            fake = FakeSlack(limits=limits or SlackLimits(speed=TEST_SPEED))
+            slack = await fakes.enter_async_context(fake)
+        if mock is None:
+            mock = await fakes.enter_async_context(MockBackend(delay=MOCK_DELAY))
         settings = bridge_settings(slack, mock, tmp_path, backend, **overrides)
         async with open_runtime(settings) as runtime:
+            quality = (
+                {"feedback": runtime.feedback, "handoffs": runtime.handoffs} if feedback else {}
+            )
             adapter = SlackAdapter(
                 settings,
                 runtime.relay,
                 session=session or runtime.pools.slack,
                 rates=rates or FAST_RATES,
+                **quality,
             )
             await adapter.start()
             try:
-                yield Bridge(slack, mock, adapter, settings, runtime.relay)
+                yield Bridge(slack, mock, adapter, settings, runtime.relay, runtime)
                 assert not slack.socket_mode.late_acks, "an envelope was acknowledged late"
                 assert not slack.redeliveries, "an envelope went unacknowledged"
                 limited = sum(1 for _method, error in slack.refused if error == "ratelimited")
