@@ -34,7 +34,7 @@ from bridge.feedback.handoff import (
 from bridge.feedback.service import UNKNOWN_ANSWER_TEXT
 from bridge.model import ThreadKey
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import UPDATE
+from bridge.slack.budget import POST, UPDATE
 from bridge.slack.surface import ReplyTarget, message_fields
 from bridge.store import Turn, VoteValue
 
@@ -300,6 +300,7 @@ class SlackInteractions:
             await self._api.call(
                 "chat.postMessage",
                 team_id=team,
+                budget=POST,  # paced per channel like every post
                 channel=thread.channel,
                 thread_ts=thread.thread,
                 **fields,
