@@ -82,7 +82,10 @@ class Handoffs:
         return turn.thread
 
     async def gate(self, thread: ThreadKey, text: str) -> ThreadGate:
-        """Whether a message in `thread` is answered, ignored (handed off) or a `resume`."""
-        if not await self._store.handoff_open(thread):
+        """Whether a message in `thread` is answered, ignored (handed off) or a `resume`.
+
+        Without a hand-off target for the platform nothing is looked up: hand-off is off
+        there (also for threads handed off before the target was removed)."""
+        if thread.platform not in self._targets or not await self._store.handoff_open(thread):
             return ThreadGate.ANSWER
         return ThreadGate.RESUME if is_resume(text) else ThreadGate.SILENT
