@@ -32,6 +32,7 @@ from bridge.backends.events import AnswerDone, AnswerFailed, TextDelta
 from bridge.config import BackendName, Settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import Redactor, configure_logging
+from bridge.routes import RoutesError, load_routes
 from bridge.store import open_store
 from bridge.store.base import is_postgres_url
 from bridge.store.probe import SQLiteState, probe_sqlite
@@ -137,6 +138,25 @@ def _slack_modes(settings: Settings) -> str:
     if settings.slack_signing_secret is not None:
         modes.append("HTTP events: bridge serve")
     return "; ".join(modes)
+
+
+def check_routes(settings: Settings) -> CheckResult:
+    """BRIDGE_ROUTES_FILE parses, names only known keys and set variables, and routes each
+    place once; the error names the file and line."""
+    item = "Routes"
+    if not settings.bridge_routes_file:
+        return skipped(item, "BRIDGE_ROUTES_FILE not set: one chatbot everywhere")
+    try:
+        table = load_routes(settings.bridge_routes_file)
+    except RoutesError as exc:
+        return failed(item, str(exc), "correct that line (format: docs/routing.md)")
+    chatbots = len(table.targets())
+    auto = sum(route.mode == "all" for route in table.routes)
+    return ok(
+        item,
+        f"{len(table.routes)} rules, {chatbots} routed chatbots, {auto} auto-answer "
+        "(see `bridge routes`)",
+    )
 
 
 # --- Slack ----------------------------------------------------------------------------------
@@ -405,7 +425,7 @@ def _sqlite_result(state: SQLiteState | None) -> CheckResult:
 
 async def collect_results(settings: Settings) -> list[CheckResult]:
     """Run every check; independent network checks run concurrently."""
-    results = [*check_variables(), check_platforms(settings)]
+    results = [*check_variables(), check_platforms(settings), check_routes(settings)]
     async with aiohttp.ClientSession() as session:
         slack, discord, backend = await asyncio.gather(
             check_slack(settings, session),

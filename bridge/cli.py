@@ -1,4 +1,5 @@
-"""Command line: `bridge run|serve|demo|ask|check|migrate|report|mock-backend|discord-invite`.
+"""Command line: `bridge run|serve|demo|ask|check|routes|migrate|report|mock-backend|
+discord-invite`.
 
 Each command's work lives in the module that owns it; this file only parses arguments,
 loads settings and turns errors into one readable line and a documented exit code:
@@ -65,6 +66,28 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.check import run_check
 
     return asyncio.run(run_check(settings))
+
+
+def _cmd_routes(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.routes import format_table, load_routes
+
+    default = _default_chatbot(settings)
+    if not settings.bridge_routes_file:
+        print(f"BRIDGE_ROUTES_FILE is not set: every channel uses {default}")
+        return 0
+    print(format_table(load_routes(settings.bridge_routes_file), default))
+    return 0
+
+
+def _default_chatbot(settings: Settings) -> str:
+    """The environment's backend in words, or why there is none."""
+    try:
+        name = settings.backend_name()
+    except ConfigError:
+        return "no environment backend (routes must name every chatbot)"
+    if name == "wonderchat":
+        return f"wonderchat chatbot {settings.wonderchat_chatbot_id}"
+    return f"widget model {settings.widget_model} at {settings.widget_api_url}"
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -167,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--conversation", metavar="ID", default=None, help="continue a conversation")
 
     add("check", _cmd_check, "validate configuration and test every credential")
+    add("routes", _cmd_routes, "print which chatbot answers where (BRIDGE_ROUTES_FILE)")
     add("migrate", _cmd_migrate, "create or upgrade the database schema")
     report = add(
         "report",

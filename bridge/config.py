@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     slack_streaming: Literal["auto", "native", "update"] = "auto"
     slack_suggested_prompts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SUGGESTED_PROMPTS
+    # Slack OAuth distribution (many workspaces install the app from /slack/install)
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str | None = None  # test hook: a fake Slack's authorize page
+    bridge_secret_key: SecretStr | None = None
 
     # Discord
     discord_token: SecretStr | None = None
@@ -94,6 +99,8 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = None
     discord_message_content: bool = False
     discord_allow_dms: bool = True
+    discord_shard_count: int | None = Field(None, ge=1)
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
     # Backends
     bridge_backend: BackendName | None = None
@@ -103,6 +110,7 @@ class Settings(BaseSettings):
     widget_api_url: str | None = None
     widget_api_key: SecretStr | None = None
     widget_model: str = "default"
+    bridge_routes_file: str | None = None
 
     # Backend timeouts and retries (seconds / count)
     bridge_connect_timeout: float = Field(10.0, gt=0)
@@ -148,6 +156,25 @@ class Settings(BaseSettings):
                 return tuple(str(item) for item in json.loads(text))
             return tuple(part.strip() for part in text.split("|") if part.strip())
         return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: Any) -> Any:
+        """`0,1` or a JSON list: the shards this process runs."""
+        if isinstance(value, str):
+            return tuple(sorted(int(part) for part in _split_list(value)))
+        return value
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        if self.discord_shard_ids:
+            if self.discord_shard_count is None:
+                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total)")
+            bad = [i for i in self.discord_shard_ids if not 0 <= i < self.discord_shard_count]
+            if bad:
+                last = self.discord_shard_count - 1
+                raise ValueError(f"DISCORD_SHARD_IDS: shard {bad[0]} is outside 0..{last}")
+        return self
 
     @field_validator("log_level", "log_format", "slack_streaming", "bridge_backend", mode="before")
     @classmethod
@@ -211,6 +238,11 @@ class Settings(BaseSettings):
         return self.slack_bot_token is not None
 
     @property
+    def slack_oauth_configured(self) -> bool:
+        """Many workspaces: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_signing_secret)
+
+    @property
     def discord_configured(self) -> bool:
         return self.discord_token is not None
 
@@ -265,6 +297,8 @@ class Settings(BaseSettings):
             self.discord_token,
             self.widget_api_key,
             self.bridge_feedback_webhook_url,  # its path or query may hold a token
+            self.slack_client_secret,
+            self.bridge_secret_key,
         )
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
