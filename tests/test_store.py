@@ -224,6 +224,8 @@ async def test_postgres_migrates_to_the_same_version_idempotently(postgres_url: 
         "turns",
         "reply_messages",
         "owners",
+        "slack_installations",
+        "slack_oauth_states",
         "schema_migrations",
         "feedback",
         "handoffs",

@@ -210,6 +210,26 @@ class Store(QualityRecords, Protocol):
         """Which of `owners` hold their process lock now (any process on the database)."""
         ...
 
+    # Slack OAuth: installations arrive sealed (encrypted); the store never decrypts.
+
+    async def save_installation(
+        self, enterprise_id: str | None, team_id: str | None, bot_user_id: str, sealed: str
+    ) -> None: ...
+
+    async def find_installation(
+        self, enterprise_id: str | None, team_id: str | None
+    ) -> str | None: ...
+
+    async def delete_installation(self, enterprise_id: str | None, team_id: str | None) -> bool:
+        """False when that workspace was not installed."""
+        ...
+
+    async def issue_oauth_state(self, state: str, expires_at: float) -> None: ...
+
+    async def consume_oauth_state(self, state: str) -> bool:
+        """True exactly once for a state issued and not yet expired."""
+        ...
+
     async def ping(self) -> None:
         """Raise StoreError unless the database answers."""
         ...

@@ -93,6 +93,18 @@ MIGRATIONS: list[str] = [
             "ALTER TABLE turns ADD COLUMN sources TEXT",
         )
     ),
+    # 5: Slack OAuth installations (sealed) and OAuth states.
+    """
+    CREATE TABLE slack_installations (
+        enterprise_id TEXT NOT NULL, team_id TEXT NOT NULL, bot_user_id TEXT NOT NULL,
+        sealed TEXT NOT NULL, installed_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (enterprise_id, team_id)
+    );
+    CREATE TABLE slack_oauth_states (
+        state TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 

@@ -25,6 +25,7 @@ from bridge.store.base import (
     TurnStatus,
 )
 from bridge.store.quality import QualityStore, sources_json
+from bridge.store.installs import InstallationsSQL
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -79,7 +80,7 @@ def _thread_params(thread: ThreadKey) -> tuple[str, str, str, str]:
     return (thread.platform, thread.workspace, thread.channel, thread.thread)
 
 
-class SQLStore(QualityStore, ABC):
+class SQLStore(QualityStore, InstallationsSQL, ABC):
     """`Store` in SQL; subclasses run the statements on their database.
 
     Message text is private: `question_text` / `answer_text` are dropped here unless

@@ -160,6 +160,33 @@ def _v4_feedback_and_handoffs(db: sqlite_utils.Database) -> None:
     db.table("turns").add_column("sources", str)
 
 
+def _v5_slack_installations(db: sqlite_utils.Database) -> None:
+    """Slack OAuth distribution: one sealed (encrypted) installation per workspace, and
+    the one-time `state` values that tie an OAuth redirect to the install that began it."""
+    db.table("slack_installations").create(
+        {
+            "enterprise_id": str,
+            "team_id": str,
+            "bot_user_id": str,
+            "sealed": str,
+            "installed_at": float,
+            "updated_at": float,
+        },
+        pk=("enterprise_id", "team_id"),
+        not_null={
+            "enterprise_id",
+            "team_id",
+            "bot_user_id",
+            "sealed",
+            "installed_at",
+            "updated_at",
+        },
+    )
+    db.table("slack_oauth_states").create(
+        {"state": str, "expires_at": float}, pk="state", not_null={"state", "expires_at"}
+    )
+
+
 # Version N is MIGRATIONS[N - 1]. Append only: a released step never changes, because
 # databases in the field have already run it. Postgres has the same numbered steps.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -167,6 +194,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v2_reply_messages,
     _v3_turn_owners,
     _v4_feedback_and_handoffs,
+    _v5_slack_installations,
 ]
 
 
