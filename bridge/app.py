@@ -29,7 +29,14 @@ from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, StartupError
 from bridge.logs import configure_logging
 from bridge.platform import PlatformAdapter
-from bridge.web import READY, STARTED, SlackHTTPHandler, build_web_app, in_background
+from bridge.web import (
+    READY,
+    STARTED,
+    SlackHTTPHandler,
+    SlackOAuthPages,
+    build_web_app,
+    in_background,
+)
 
 if TYPE_CHECKING:
     from bridge.runtime import Runtime
@@ -77,6 +84,7 @@ def plan_platforms(settings: Settings, *, http: bool) -> PlatformPlan:
         ConfigError: when a Slack variable is set without the bot token, or when nothing
             at all can be connected (naming the variables to set).
     """
+    oauth = settings.slack_oauth_configured
     orphans = [
         name
         for name, value in (
@@ -85,11 +93,15 @@ def plan_platforms(settings: Settings, *, http: bool) -> PlatformPlan:
         )
         if value is not None
     ]
-    if orphans and settings.slack_bot_token is None:
+    if orphans and settings.slack_bot_token is None and not oauth:
         raise ConfigError(f"{' and '.join(orphans)} set but SLACK_BOT_TOKEN is missing")
-    socket_mode = settings.slack_configured and settings.slack_app_token is not None
-    slack_http = http and settings.slack_configured and settings.slack_signing_secret is not None
-    if settings.slack_configured and not (socket_mode or slack_http):
+    slack_on = settings.slack_configured or oauth
+    socket_mode = slack_on and settings.slack_app_token is not None
+    slack_http = http and slack_on and settings.slack_signing_secret is not None
+    if oauth and not http:
+        log.warning("Slack OAuth mode needs `bridge serve` (for /slack/install and events)")
+        socket_mode = False
+    elif slack_on and not (socket_mode or slack_http):
         log.warning(
             "Slack is not connected: set SLACK_APP_TOKEN for Socket Mode%s",
             "" if http else ", or set SLACK_SIGNING_SECRET and use `bridge serve`",
@@ -115,6 +127,7 @@ class Services:
         self._runtime: Runtime | None = None
         self._adapters: dict[str, PlatformAdapter] = {}
         self._slack_http_handler: SlackHTTPHandler | None = None
+        self._slack_oauth: SlackOAuthPages | None = None
         self._started = False
         self._start_failed = False  # a platform raised while starting
         self._drained = False
@@ -127,6 +140,10 @@ class Services:
     def slack_http_handler(self) -> SlackHTTPHandler | None:
         return self._slack_http_handler
 
+    @property
+    def slack_oauth(self) -> SlackOAuthPages | None:
+        return self._slack_oauth
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Open the runtime, start the planned platforms and recover interrupted answers;
@@ -136,6 +153,8 @@ class Services:
         async with open_runtime(self._settings) as runtime:
             self._runtime = runtime
             adapters, slack_http_handler = _build_adapters(runtime, self._plan)
+            slack = next((a for a in adapters if a.name == "slack"), None)
+            oauth = getattr(slack, "oauth", None)
             try:
                 for adapter in adapters:
                     # Known before it starts: stop() is safe on a half-started adapter,
@@ -146,6 +165,7 @@ class Services:
                     await adapter.start()
                 await runtime.relay.recover()
                 self._slack_http_handler = slack_http_handler
+                self._slack_oauth = oauth
                 self._started = True
                 yield
             except BridgeError:
@@ -237,6 +257,7 @@ def _build_adapters(
             session=runtime.pools.slack,
             feedback=runtime.feedback,
             handoffs=runtime.handoffs,
+            store=runtime.store,
         )
         adapters.append(slack)
         if plan.slack_http:
@@ -353,6 +374,7 @@ async def serve_web(settings: Settings) -> int:
     app = build_web_app(
         services,
         slack_signing_secret=secret.get_secret_value() if plan.slack_http and secret else None,
+        slack_oauth=plan.slack_http and settings.slack_oauth_configured,
     )
     try:
         listener = _listen(settings.port)

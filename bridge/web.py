@@ -31,6 +31,14 @@ READY = "ok"
 STARTING_RETRY_AFTER_SECONDS = 10
 
 
+class SlackOAuthPages(Protocol):
+    """The two pages of Slack OAuth distribution (bridge.slack.oauth.SlackOAuth)."""
+
+    async def install_page(self, request: web.Request) -> web.StreamResponse: ...
+
+    async def redirect_page(self, request: web.Request) -> web.StreamResponse: ...
+
+
 class Lifecycle(Protocol):
     """Something with a start-up and a shutdown, run by `in_background`."""
 
@@ -50,6 +58,11 @@ class WebServices(Lifecycle, Protocol):
     @property
     def slack_http_handler(self) -> SlackHTTPHandler | None:
         """Handles `POST /slack/events` in Slack HTTP mode once started, else None."""
+        ...
+
+    @property
+    def slack_oauth(self) -> SlackOAuthPages | None:
+        """The install and redirect pages in Slack OAuth mode once started, else None."""
         ...
 
     async def readiness(self) -> dict[str, str]:
@@ -167,15 +180,38 @@ def _url_verification_challenge(body: bytes) -> str | None:
     return None
 
 
+async def slack_install(request: web.Request) -> web.StreamResponse:
+    """GET /slack/install: the "Add to Slack" page."""
+    return await _oauth_pages(request).install_page(request)
+
+
+async def slack_oauth_redirect(request: web.Request) -> web.StreamResponse:
+    """GET /slack/oauth_redirect: where Slack sends the installing browser back."""
+    return await _oauth_pages(request).redirect_page(request)
+
+
+def _oauth_pages(request: web.Request) -> SlackOAuthPages:
+    pages = request.app[SERVICES].slack_oauth
+    if pages is None:
+        raise web.HTTPServiceUnavailable(
+            text="The bridge is starting; reload this page in a few seconds.",
+            headers={"Retry-After": str(STARTING_RETRY_AFTER_SECONDS)},
+        )
+    return pages
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     async with in_background(app[SERVICES]) as started:
         app[STARTED] = started
         yield
 
 
-def build_web_app(services: WebServices, *, slack_signing_secret: str | None) -> web.Application:
+def build_web_app(
+    services: WebServices, *, slack_signing_secret: str | None, slack_oauth: bool = False
+) -> web.Application:
     """The aiohttp app. Its set-up starts `services.running()` in the background (see
-    `STARTED`), its clean-up leaves it; `slack_signing_secret` enables Slack HTTP mode."""
+    `STARTED`), its clean-up leaves it; `slack_signing_secret` enables Slack HTTP mode,
+    `slack_oauth` the install pages of Slack OAuth distribution."""
     app = web.Application()
     app[SERVICES] = services
     app.cleanup_ctx.append(_services_ctx)
@@ -188,4 +224,7 @@ def build_web_app(services: WebServices, *, slack_signing_secret: str | None) ->
         else slack_not_configured
     )
     app.router.add_post("/slack/events", events)
+    if slack_oauth:
+        app.router.add_get("/slack/install", slack_install)
+        app.router.add_get("/slack/oauth_redirect", slack_oauth_redirect)
     return app

@@ -36,6 +36,7 @@ from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, UPDATE, SlackRates, WorkspaceBudgets
 from bridge.slack.events import Incoming, Route, route_event
 from bridge.slack.interactions import FeedbackButtons, SlackInteractions
+from bridge.slack.oauth import SlackOAuth
 from bridge.slack.shortcuts import AskAboutMessage
 from bridge.slack.surface import (
     NativeStreaming,
@@ -49,6 +50,7 @@ from bridge.tasks import TaskOwner
 
 if TYPE_CHECKING:  # the relay is handed in; importing it would pull the renderer
     from bridge.relay import Relay
+    from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,8 @@ PROMPT_TITLE_CHARS = 75
 # How many handled event ids are remembered to drop Slack's re-deliveries in this process.
 RECENT_EVENT_IDS = 2048
 # AsyncApp reads these from the environment on its own: SLACK_BOT_TOKEN makes it warn that
-# the token is unused next to our client, and SLACK_CLIENT_ID/SECRET switch it to an OAuth
-# installation flow this single-workspace bridge does not have.
+# the token is unused next to our client, and SLACK_CLIENT_ID/SECRET switch it to a default
+# OAuth flow with file stores; OAuth mode hands it our own flow (bridge.slack.oauth).
 BOLT_ENVIRONMENT = ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
 
 
@@ -126,6 +128,7 @@ class SlackAdapter:
         rates: per-workspace call budgets (tests use small ones).
         feedback, handoffs: with both, finished answers get 👍/👎 (and "Talk to a
             person" where a hand-off group is configured) and the presses are handled.
+        store: where OAuth mode (SLACK_CLIENT_ID, …) keeps workspace installations.
     """
 
     name = "slack"
@@ -139,18 +142,28 @@ class SlackAdapter:
         rates: SlackRates | None = None,
         feedback: FeedbackService | None = None,
         handoffs: Handoffs | None = None,
+        store: Store | None = None,
     ) -> None:
-        if settings.slack_bot_token is None:
+        oauth = settings.slack_oauth_configured
+        if settings.slack_bot_token is None and not oauth:
             raise ConfigError("Slack needs SLACK_BOT_TOKEN (the xoxb- Bot User OAuth Token)")
         self._settings = settings
         self._relay = relay
         base_url = settings.slack_api_url or DEFAULT_API_URL
         client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
+            token=None
+            if oauth or settings.slack_bot_token is None
+            else settings.slack_bot_token.get_secret_value(),
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             session=session,
         )
-        self._api = SlackApi(client, WorkspaceBudgets(rates or SlackRates()))
+        self.oauth: SlackOAuth | None = None
+        if oauth:
+            if store is None:
+                raise ConfigError("Slack OAuth mode needs the bridge's database")
+            self.oauth = SlackOAuth(settings, store, client)
+        tokens = self.oauth.installs.token_for if self.oauth else None
+        self._api = SlackApi(client, WorkspaceBudgets(rates or SlackRates()), tokens)
         self._native = NativeStreaming(settings.slack_streaming)
         secret = settings.slack_signing_secret
         self._signing_secret = secret.get_secret_value() if secret is not None else ""
@@ -160,7 +173,11 @@ class SlackAdapter:
                 signing_secret=self._signing_secret,
                 logger=logging.getLogger("slack_bolt"),
                 name="bridge",
+                oauth_flow=self.oauth.flow if self.oauth else None,
             )
+        if self.oauth is not None:
+            # bolt's own listeners: app_uninstalled / tokens_revoked delete the install.
+            self._app.enable_token_revocation_listeners()
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event("assistant_thread_started")(self._on_assistant_thread_started)
@@ -188,6 +205,10 @@ class SlackAdapter:
             ConfigError: Slack rejected a token (the message says where to get one).
             PlatformError: Slack could not be reached or Socket Mode did not connect.
         """
+        if self.oauth is not None:  # each workspace's identity comes with its events
+            self._started = True
+            log.info("Slack OAuth mode: workspaces install at /slack/install")
+            return
         try:
             identity = await self._api.call("auth.test")
         except SlackCallError as exc:

@@ -8,7 +8,7 @@ slack_sdk raises `SlackApiError` for both HTTP 429 and `ok: false`; here a 429 b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -55,12 +55,19 @@ def _retry_after(exc: SlackApiError) -> float:
         return DEFAULT_RETRY_AFTER
 
 
-class SlackApi:
-    """Budgeted, counted Web API calls for one bot token."""
+TokenSource = Callable[[str], Awaitable[str | None]]
 
-    def __init__(self, client: AsyncWebClient, budgets: WorkspaceBudgets) -> None:
+
+class SlackApi:
+    """Budgeted, counted Web API calls: with one bot token (the client's), or with each
+    workspace's own token from `tokens` (Slack OAuth: team id → bot token)."""
+
+    def __init__(
+        self, client: AsyncWebClient, budgets: WorkspaceBudgets, tokens: TokenSource | None = None
+    ) -> None:
         self.client = client
         self.budgets = budgets
+        self._tokens = tokens
 
     async def call(
         self,
@@ -87,7 +94,18 @@ class SlackApi:
             await bucket.acquire(priority)
         if fill is not None:
             params |= fill()
-        return await self._send(method, bucket, params)
+        return await self._send(method, bucket, await self._with_token(method, team_id, params))
+
+    async def _with_token(
+        self, method: str, team_id: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add the workspace's token (OAuth mode) unless the caller gave one."""
+        if self._tokens is None or "token" in params:
+            return params
+        token = await self._tokens(team_id)
+        if token is None:
+            raise SlackCallError(method, "not_installed")
+        return {**params, "token": token}
 
     async def try_call(
         self, method: str, *, team_id: str, budget: str, **params: Any
@@ -97,7 +115,7 @@ class SlackApi:
         bucket = self.budgets.bucket(team_id, budget)
         if not bucket.try_acquire():
             return None
-        return await self._send(method, bucket, params)
+        return await self._send(method, bucket, await self._with_token(method, team_id, params))
 
     async def _send(
         self, method: str, bucket: TokenBucket | None, params: dict[str, Any]

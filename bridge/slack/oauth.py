@@ -25,7 +25,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
 from cryptography.fernet import Fernet, InvalidToken
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.oauth.async_callback_options import (
     AsyncCallbackOptions,
     AsyncFailureArgs,
@@ -301,3 +303,23 @@ def build_flow(
             logger=logging.getLogger("slack_bolt.oauth"),
         ),
     )
+
+
+class SlackOAuth:
+    """What OAuth mode adds to the Slack adapter: the stores, the flow, and the two pages
+    `bridge serve` mounts at INSTALL_PATH and REDIRECT_PATH."""
+
+    def __init__(self, settings: Settings, store: Store, client: AsyncWebClient) -> None:
+        self.installs = InstallationStore(store, sealer_from(settings))
+        self.states = StateStore(store)
+        self.flow = build_flow(settings, self.installs, self.states, client)
+
+    async def install_page(self, request: web.Request) -> web.StreamResponse:
+        """GET /slack/install: the "Add to Slack" page (sets the state cookie)."""
+        response = await self.flow.handle_installation(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def redirect_page(self, request: web.Request) -> web.StreamResponse:
+        """GET /slack/oauth_redirect: Slack sends the browser back here."""
+        response = await self.flow.handle_callback(await to_bolt_request(request))
+        return await to_aiohttp_response(response)

@@ -24,8 +24,8 @@ from bridge.store.base import (
     Turn,
     TurnStatus,
 )
-from bridge.store.quality import QualityStore, sources_json
 from bridge.store.installs import InstallationsSQL
+from bridge.store.quality import QualityStore, sources_json
 
 Statement = tuple[str, Sequence[Any]]
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import BasicAuth, WSMsgType, web
 
 from bridge.testing.server import serve_app
 from bridge.testing.slack_interactivity import SlackInteractivity
@@ -202,6 +202,34 @@ def _check_required(method: str, params: dict[str, Any]) -> None:
             raise _Refusal(error, detail=f"missing required field: {name}")
 
 
+@dataclass
+class FakeOAuth:
+    """The fake's OAuth v2 side: the app's credentials, where Slack sends the browser
+    back (the app's configured redirect URL), which workspace the next install goes
+    to, and every bot token it has issued (token → team id)."""
+
+    client_id: str = "111.222"
+    client_secret: str = "fake-client-secret"
+    redirect_url: str = ""
+    installing: tuple[str, str] = ("T0FAKE", "Fake Team")
+    access_error: str | None = None  # oauth.v2.access answers this error when set
+    tokens: dict[str, str] = field(default_factory=dict)
+    _codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def issue_code(self) -> str:
+        code = f"code-{uuid.uuid4().hex[:12]}"
+        self._codes[code] = self.installing
+        return code
+
+    def redeem(self, code: str) -> tuple[str, str] | None:
+        """The workspace a code installs into; a code works once."""
+        return self._codes.pop(code, None)
+
+    def revoke(self, team_id: str) -> None:
+        """Uninstall: the workspace's tokens stop working."""
+        self.tokens = {t: team for t, team in self.tokens.items() if team != team_id}
+
+
 class FakeSlack(SlackInteractivity):
     """The fake server; use as an async context manager."""
 
@@ -259,6 +287,9 @@ class FakeSlack(SlackInteractivity):
         self.socket_mode = EnvelopeDelivery(
             self._sockets, self._notify, ack_timeout=ack_timeout, retry_delays=retry_delays
         )
+        self.oauth = FakeOAuth()
+        self._caller_token = ""
+        self._caller_basic_auth: BasicAuth | None = None
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -267,6 +298,7 @@ class FakeSlack(SlackInteractivity):
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/link/", self._socket_mode)
+        app.router.add_get("/oauth/v2/authorize", self._authorize_page)
         self._runner, self.port = await serve_app(app)
         return self
 
@@ -448,24 +480,26 @@ class FakeSlack(SlackInteractivity):
 
     # Events ----------------------------------------------------------------------------
 
-    def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    def event_body(
+        self, event: dict[str, Any], *, event_id: str | None = None, team_id: str | None = None
+    ) -> dict[str, Any]:
         """Wrap an event the way the Events API does (`event_callback`). The channel it
-        comes from is one the workspace has, from now on."""
+        comes from is one the workspace has, from now on. `team_id`: the workspace it
+        comes from (default: the fake's own)."""
         for holder in (event, event.get("assistant_thread") or {}):
             for key in ("channel", "channel_id"):
                 if isinstance(holder.get(key), str):
                     self.channels.add(holder[key])
+        team_id = team_id or self.team_id
         return {
             "token": "verification-token-unused",
-            "team_id": self.team_id,
+            "team_id": team_id,
             "api_app_id": "AFAKE",
             "event": event,
             "type": "event_callback",
             "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
             "event_time": int(time.time()),
-            "authorizations": [
-                {"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}
-            ],
+            "authorizations": [{"team_id": team_id, "user_id": self.bot_user_id, "is_bot": True}],
         }
 
     async def send_event(
@@ -574,6 +608,12 @@ class FakeSlack(SlackInteractivity):
         body; a `token` inside a JSON body (or the query string) counts as no token."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() or str(form.get("token", ""))
+        self._caller_token = token
+        self._caller_basic_auth = None
+        if header.startswith("Basic "):
+            self._caller_basic_auth = BasicAuth.decode(header)
+        if method == "oauth.v2.access" or token in self.oauth.tokens:
+            return  # authenticated by the client secret / a workspace's installed token
         wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if token == wanted:
             return
@@ -637,11 +677,12 @@ class FakeSlack(SlackInteractivity):
         return text
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        team_id = self.oauth.tokens.get(self._caller_token, self.team_id)
         return {
             "url": "https://fake.slack.com/",
             "team": "Fake Team",
             "user": "bridge",
-            "team_id": self.team_id,
+            "team_id": team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
@@ -794,4 +835,60 @@ class FakeSlack(SlackInteractivity):
         "conversations.replies": _conversations_replies,
         "views.open": _views_open,
         "chat.postEphemeral": SlackInteractivity._post_ephemeral,
+        "oauth.v2.access": lambda self, params: self._oauth_access(params),
     }
+
+    # OAuth (workspace installs) ----------------------------------------------------------
+
+    def calls_with_token(self, token: str) -> list[SlackCall]:
+        """Calls authenticated with `token` (which workspace's token answered)."""
+        return [
+            call
+            for call in self.calls
+            if call.headers.get("Authorization", "") == f"Bearer {token}"
+            or call.params.get("token") == token
+        ]
+
+    async def _authorize_page(self, request: web.Request) -> web.Response:
+        """Slack's consent page: the workspace in `oauth.installing`, Allow or Cancel."""
+        query = request.query
+        oauth = self.oauth
+        if query.get("client_id") != oauth.client_id:
+            return web.Response(status=400, text="invalid client_id")
+        state = query.get("state", "")
+        code = oauth.issue_code()
+        allow = f"{oauth.redirect_url}?code={code}&state={state}"
+        deny = f"{oauth.redirect_url}?error=access_denied&state={state}"
+        page = (
+            "<!doctype html><html><head><title>Fake Slack: install</title></head><body>"
+            f"<h1>Install in {oauth.installing[1]}?</h1>"
+            f"<p>Scopes: {query.get('scope', '')}</p>"
+            f"<a id='allow' href='{allow}'>Allow</a> <a id='cancel' href='{deny}'>Cancel</a>"
+            "</body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    def _oauth_access(self, params: dict[str, Any]) -> dict[str, Any]:
+        oauth = self.oauth
+        if oauth.access_error is not None:
+            raise _Refusal(oauth.access_error)
+        team = oauth.redeem(str(params.get("code", "")))
+        basic = self._caller_basic_auth
+        secret = basic.password if basic is not None else params.get("client_secret")
+        if secret != oauth.client_secret:
+            raise _Refusal("invalid_client")
+        if team is None:
+            raise _Refusal("invalid_code")
+        team_id, team_name = team
+        token = f"xoxb-{team_id}-{uuid.uuid4().hex[:8]}"
+        oauth.tokens[token] = team_id
+        return {
+            "app_id": "AFAKE",
+            "access_token": token,
+            "token_type": "bot",
+            "scope": "chat:write,app_mentions:read",
+            "bot_user_id": self.bot_user_id,
+            "team": {"id": team_id, "name": team_name},
+            "authed_user": {"id": "UINSTALLER"},
+            "is_enterprise_install": False,
+        }
