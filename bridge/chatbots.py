@@ -1,7 +1,8 @@
 """Which chatbot answers a thread, at run time: the routes file applied to live clients.
 
-The relay asks `Chatbots.resolve` once per question. The answer is a backend (with the
-route's context text folded into every request) and the route's options. A thread
+The relay asks `Chatbots.resolve` once per question: the answer is a backend, with the
+route's context text folded into every request (admission reads the route's allowed
+users, the adapters its answer mode through the relay). A thread
 whose conversation started on another chatbot stays with that chatbot, as long as
 this process still knows it: changing the routes never moves a running conversation.
 """
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,7 @@ from bridge.backends.http import BackendLimits
 from bridge.backends.widget import WidgetClient
 from bridge.backends.wonderchat import WonderchatClient
 from bridge.config import Settings
+from bridge.context import ContextMessage
 from bridge.model import ThreadKey
 from bridge.routes import BackendTarget, Mode, Route, RouteTable, load_routes
 
@@ -38,8 +39,9 @@ def join_context(*parts: str | None) -> str | None:
 class RoutedBackend:
     """A backend client under the name the store records, adding a route's context.
 
-    The route's context comes first; context the relay passes (earlier messages, …)
-    follows, so both reach the backend in its one `context` field.
+    The route's context comes first, then any context the caller passes, in the
+    backend's one `context` field; the thread's earlier messages (`history`) go as the
+    client sends them.
     """
 
     def __init__(self, name: str, client: ChatBackend, context: str | None) -> None:
@@ -54,28 +56,15 @@ class RoutedBackend:
         *,
         context: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        history: Sequence[ContextMessage] = (),
     ) -> AsyncIterator[AnswerEvent]:
         return self._client.stream_answer(
             question,
             conversation_id,
             context=join_context(self._context, context),
             metadata=metadata,
+            history=history,
         )
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What applies to one question: the backend and the route's options."""
-
-    backend: ChatBackend
-    route: Route | None = None
-
-    @property
-    def mode(self) -> Mode:
-        return self.route.mode if self.route else "mention"
-
-    def allows_user(self, user_id: str) -> bool:
-        return not (self.route and self.route.allowed_users) or user_id in self.route.allowed_users
 
 
 class Chatbots:
@@ -85,11 +74,13 @@ class Chatbots:
         self,
         default: ChatBackend,
         table: RouteTable | None = None,
-        clients: Mapping[str, ChatBackend] | None = None,
+        build: Callable[[BackendTarget], ChatBackend] | None = None,
     ) -> None:
+        """`build` makes the client of a routed chatbot (one per chatbot, on first use)."""
         self._default = default
         self._table = table or RouteTable()
-        self._clients: dict[str, ChatBackend] = {default.name: default, **(clients or {})}
+        self._build = build
+        self._clients: dict[str, ChatBackend] = {default.name: default}
 
     @classmethod
     def single(cls, backend: ChatBackend) -> Chatbots:
@@ -109,14 +100,13 @@ class Chatbots:
             return cls.single(default)
         table = load_routes(settings.bridge_routes_file)
         limits = BackendLimits.from_settings(settings)
-        clients = {
-            target.key: build_client(target, settings, session, limits)
-            for target in table.targets()
-        }
         log.info(
-            "routes: %d rules, %d chatbots from %s", len(table.routes), len(clients), table.source
+            "routes: %d rules, %d chatbots from %s",
+            len(table.routes),
+            len(table.targets()),
+            table.source,
         )
-        return cls(default, table, clients)
+        return cls(default, table, lambda target: build_client(target, settings, session, limits))
 
     @property
     def table(self) -> RouteTable:
@@ -130,17 +120,36 @@ class Chatbots:
         route = self._table.match(platform, workspace, channel)
         return route.mode if route else "mention"
 
-    def resolve(self, thread: ThreadKey, started_on: str | None = None) -> Resolved:
-        """The backend for a question in `thread`; `started_on` is the backend name the
-        thread's conversation was recorded with, which wins while it is known."""
+    def resolve(self, thread: ThreadKey, started_on: str | None = None) -> ChatBackend:
+        """The backend for a question in `thread`, with the route's context folded in;
+        `started_on` is the backend name the thread's conversation was recorded with,
+        which wins while this process knows it."""
         route = self.route_for(thread)
-        name = route.target.key if route and route.target else self._default.name
-        if started_on is not None and started_on != name and started_on in self._clients:
-            name = started_on
-        client = self._clients[name]
+        client = self._client(route.target) if route and route.target else self._default
+        if started_on is not None and started_on != client.name:
+            client = self._started_on(started_on) or client
         context = route.context if route else None
-        backend = client if context is None else RoutedBackend(name, client, context)
-        return Resolved(backend, route)
+        return client if context is None else RoutedBackend(client.name, client, context)
+
+    def _client(self, target: BackendTarget) -> ChatBackend:
+        client = self._clients.get(target.key)
+        if client is None:
+            assert self._build is not None  # a table with targets comes with a builder
+            client = self._clients[target.key] = self._build(target)
+        return client
+
+    def _started_on(self, name: str) -> ChatBackend | None:
+        """The chatbot a conversation began on, if it can still be reached: a routed one
+        even after the routes dropped it (its Widget key variable must still be set)."""
+        if name in self._clients:
+            return self._clients[name]
+        target = BackendTarget.from_key(name)
+        if target is None or self._build is None:
+            return None
+        if target.api_key_env is not None and not os.environ.get(target.api_key_env):
+            log.warning("conversation on %s moves on: $%s is not set", name, target.api_key_env)
+            return None
+        return self._client(target)
 
 
 def build_client(

@@ -7,6 +7,7 @@ Secrets are `SecretStr`, so printing the settings never shows them.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -300,7 +301,21 @@ class Settings(BaseSettings):
             self.slack_client_secret,
             self.bridge_secret_key,
         )
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        return values + self._routed_keys()
+
+    def _routed_keys(self) -> list[str]:
+        """The API keys a routes file names by variable (its errors are `bridge check`'s)."""
+        if not self.bridge_routes_file:
+            return []
+        from bridge.routes import RoutesError, load_routes
+
+        try:
+            targets = load_routes(self.bridge_routes_file).targets()
+        except RoutesError:
+            return []
+        names = {t.api_key_env for t in targets if t.api_key_env}
+        return [os.environ[name] for name in sorted(names) if os.environ.get(name)]
 
 
 def _describe(error: dict[str, Any]) -> str:

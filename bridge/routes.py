@@ -67,9 +67,28 @@ class BackendTarget:
 
     @property
     def key(self) -> str:
+        """Self-describing, so a conversation can be continued on its chatbot after the
+        routes no longer mention it (`from_key`); holds no secret, only the key's
+        variable name."""
         if self.kind == "wonderchat":
-            return f"wonderchat:{self.chatbot_id}"
-        return f"widget:{self.model}@{self.api_url}"
+            return f"wonderchat:{self.chatbot_id}@{self.api_url or ''}"
+        return f"widget:{self.model}@{self.api_url}#{self.api_key_env}"
+
+    @classmethod
+    def from_key(cls, key: str) -> BackendTarget | None:
+        """The target a stored backend name describes; None for other names (the
+        environment's plain `wonderchat` / `widget`)."""
+        kind, colon, rest = key.partition(":")
+        if not colon or kind not in BACKENDS:
+            return None
+        if kind == "wonderchat":
+            chatbot_id, _, api_url = rest.partition("@")
+            return cls("wonderchat", chatbot_id, api_url or None) if chatbot_id else None
+        where, _, env_name = rest.rpartition("#")
+        model, _, api_url = where.partition("@")
+        if not (model and api_url and env_name):
+            return None
+        return cls("widget", api_url=api_url, model=model, api_key_env=env_name)
 
     def describe(self) -> str:
         if self.kind == "wonderchat":

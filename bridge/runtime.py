@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bridge import metrics
 from bridge.backends import build_backend
 from bridge.backends.base import ChatBackend
+from bridge.chatbots import Chatbots
 from bridge.config import Settings
 from bridge.feedback import FeedbackService, FeedbackWebhook, Handoffs
 from bridge.pools import Pools, PoolSizes, open_pools
@@ -70,7 +71,14 @@ async def open_runtime(
                     "discord": settings.bridge_handoff_discord or "",
                 },
             )
-            relay = Relay(store=store, backend=backend, settings=settings, handoffs=handoffs)
+            chatbots = Chatbots.from_settings(settings, pools.backend, backend)
+            relay = Relay(
+                store=store,
+                backend=backend,
+                settings=settings,
+                handoffs=handoffs,
+                chatbots=chatbots,
+            )
             await relay.start()
             try:
                 yield Runtime(

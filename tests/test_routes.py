@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.routes import RoutesError, format_table, load_routes, parse_routes
+from bridge.routes import BackendTarget, RoutesError, format_table, load_routes, parse_routes
 
 ENV = {"SALES_WIDGET_KEY": "wk-123"}
 
@@ -47,18 +47,24 @@ def test_most_specific_route_wins_and_unmatched_uses_the_environment() -> None:
     table = parse(ROUTES)
     sales = table.match("slack", "T1", "C-SALES")
     assert sales is not None and sales.line == 8
-    assert sales.target is not None and sales.target.key == "widget:sales@http://127.0.0.1:9"
+    assert sales.target is not None
+    assert sales.target.key == "widget:sales@http://127.0.0.1:9#SALES_WIDGET_KEY"
     assert sales.mode == "all" and sales.allowed_users == {"U1", "U2"}
     general = table.match("slack", "T1", "C-GENERAL")
     assert general is not None and general.target is not None
-    assert general.target.key == "wonderchat:team-bot" and general.mode == "mention"
+    assert general.target.key == "wonderchat:team-bot@" and general.mode == "mention"
     assert table.match("slack", "T2", "C-SALES") is None  # other workspace: environment
     discord = table.match("discord", "999", "1234567")
     assert discord is not None and discord.target is None and discord.mode == "all"
-    assert [t.key for t in table.targets()] == [
-        "wonderchat:team-bot",
-        "widget:sales@http://127.0.0.1:9",
+    targets = table.targets()
+    assert [t.key for t in targets] == [
+        "wonderchat:team-bot@",
+        "widget:sales@http://127.0.0.1:9#SALES_WIDGET_KEY",
     ]
+    # The stored name is enough to reach the chatbot again (routes may drop it later).
+    assert [BackendTarget.from_key(t.key) for t in targets] == targets
+    assert BackendTarget.from_key("wonderchat") is None  # the environment's own backend
+    assert BackendTarget.from_key("widget:m@https://h") is None  # no key variable named
 
 
 @pytest.mark.parametrize(

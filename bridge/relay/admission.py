@@ -11,10 +11,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bridge.config import Settings
 from bridge.feedback import Handoffs, ThreadGate
 from bridge.model import Question
+
+if TYPE_CHECKING:  # the routes' chatbots are handed in by the relay
+    from bridge.chatbots import Chatbots
 
 SHUTTING_DOWN_TEXT = "The bot is restarting — please ask again in a minute."
 EMPTY_QUESTION_HINT = (
@@ -46,9 +50,11 @@ class Admission:
         handoffs: Handoffs,
         *,
         clock: Callable[[], float] = time.monotonic,
+        chatbots: Chatbots | None = None,
     ):
         self._settings = settings
         self._handoffs = handoffs
+        self._chatbots = chatbots
         self._rate = RateLimiter(settings.bridge_user_rate_per_minute, clock=clock)
 
     async def gate(self, question: Question) -> ThreadGate:
@@ -86,6 +92,13 @@ class Admission:
         thread = question.thread
         if settings.bridge_allowed_users and question.user_id not in settings.bridge_allowed_users:
             return False
+        route = self._chatbots.route_for(thread) if self._chatbots else None
+        if (
+            route is not None
+            and route.allowed_users
+            and question.user_id not in route.allowed_users
+        ):
+            return False  # the channel's route names who may ask there
         if question.is_dm:
             return True  # DMs have no channel or guild to allow; the user list still applies
         if settings.bridge_allowed_channels and not (

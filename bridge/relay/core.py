@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from bridge import metrics
 from bridge.backends.base import ChatBackend
+from bridge.chatbots import Chatbots
 from bridge.config import Settings
 from bridge.feedback import Handoffs, ThreadGate
 from bridge.feedback.handoff import RESUMED_TEXT
@@ -58,16 +59,21 @@ class Relay:
         instance_id: str | None = None,
         liveness_interval: float = LIVENESS_CHECK_SECONDS,
         handoffs: Handoffs | None = None,
+        chatbots: Chatbots | None = None,
     ) -> None:
         """`instance_id` names this process in the store (a fresh uuid by default);
         `liveness_interval` (how often the lock is checked and orphans swept) is
-        shortened by tests; `handoffs` keeps the bot quiet in threads handed to a person."""
+        shortened by tests; `handoffs` keeps the bot quiet in threads handed to a person;
+        `chatbots` routes questions to other chatbots than `backend` (BRIDGE_ROUTES_FILE)."""
         self.instance_id = instance_id or uuid.uuid4().hex
         self._store = store
-        self._admission = Admission(settings, handoffs or Handoffs(store, {}), clock=clock)
+        self.chatbots = chatbots or Chatbots.single(backend)
+        self._admission = Admission(
+            settings, handoffs or Handoffs(store, {}), clock=clock, chatbots=self.chatbots
+        )
         self._turns = TurnBook(store, backend=backend.name, owner=self.instance_id)
         self._ordering = Ordering(settings.bridge_max_concurrency)
-        self._dispatch = Dispatcher(store, backend, clock=clock)
+        self._dispatch = Dispatcher(store, self.chatbots, clock=clock)
         self._liveness = Liveness(store, instance_id=self.instance_id, interval=liveness_interval)
         self._recovery = Recovery(store, self._liveness, interval=liveness_interval)
         self._answers = TaskOwner("relay")
@@ -98,6 +104,11 @@ class Relay:
         """Whether the allow-lists admit this question (adapters may ask before doing
         visible work such as creating a Discord thread)."""
         return self._admission.allows(question)
+
+    def answers_everything(self, platform: str, workspace: str, channel: str) -> bool:
+        """Whether a route turns on auto-answer (mode `all`) in this channel: every
+        top-level message from a person is answered, without a mention."""
+        return self.chatbots.mode_for(platform, workspace, channel) == "all"
 
     async def knows_thread(self, thread: ThreadKey) -> bool:
         """Whether this thread already has a backend conversation (bot answered there)."""

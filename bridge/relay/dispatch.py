@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 
 from bridge import metrics
-from bridge.backends.base import ChatBackend
 from bridge.backends.events import (
     ActionsProposed,
     AnswerDone,
@@ -26,6 +25,7 @@ from bridge.backends.events import (
     StatusUpdate,
     TextDelta,
 )
+from bridge.chatbots import Chatbots
 from bridge.context import load_context
 from bridge.model import Question
 from bridge.relay.record import Outcome, TurnRecord
@@ -49,13 +49,13 @@ CLEANUP_TIMEOUT_SECONDS = 3.0
 
 
 class Dispatcher:
-    """Streams answers from `backend`, continuing each thread's conversation."""
+    """Streams answers from each thread's chatbot, continuing its conversation."""
 
     def __init__(
-        self, store: Store, backend: ChatBackend, *, clock: Callable[[], float] = time.monotonic
+        self, store: Store, chatbots: Chatbots, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._store = store
-        self._backend = backend
+        self._chatbots = chatbots
         self._clock = clock
 
     async def stream(
@@ -63,8 +63,10 @@ class Dispatcher:
     ) -> Outcome:
         """Ask the backend and draw its answer; returns how the turn ended."""
         thread = question.thread
-        backend = self._backend
         conversation = await self._store.get_conversation(thread)
+        # The thread's route picks the chatbot; a conversation keeps the one it began on.
+        started_on = conversation.backend if conversation is not None else None
+        backend = self._chatbots.resolve(thread, started_on)
         conversation_id = (
             conversation.conversation_id
             if conversation is not None and conversation.backend == backend.name

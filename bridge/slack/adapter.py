@@ -34,7 +34,7 @@ from bridge.model import Question
 from bridge.safety import neutralize_slack
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, UPDATE, SlackRates, WorkspaceBudgets
-from bridge.slack.events import Incoming, Route, route_event
+from bridge.slack.events import PLATFORM, Incoming, Route, route_event
 from bridge.slack.interactions import FeedbackButtons, SlackInteractions
 from bridge.slack.oauth import SlackOAuth
 from bridge.slack.shortcuts import AskAboutMessage
@@ -330,6 +330,10 @@ class SlackAdapter:
             )
             return
         if incoming.route is Route.FOLLOW_UP and not await self._relay.knows_thread(thread):
+            return
+        if incoming.route is Route.AUTO and not self._relay.answers_everything(
+            PLATFORM, thread.workspace, thread.channel
+        ):
             return
         if question.is_dm and incoming.reply_thread_ts is not None:
             await self._set_thinking(thread.channel, incoming.reply_thread_ts)

@@ -18,6 +18,9 @@ PLATFORM = "slack"
 RESET_COMMAND = "reset"
 # Conversations where people talk to the bot without mentioning it: DMs with the app.
 DM_CHANNEL_TYPES = frozenset({"im"})
+# Channels where a route may turn on answering every top-level message (mode `all`):
+# public and private channels (message.channels / message.groups).
+AUTO_CHANNEL_TYPES = frozenset({"channel", "group"})
 # Message subtypes that are still a person writing: a thread reply also sent to the
 # channel, and a message with a file attached. Every other subtype (edits, deletions,
 # joins, bot messages) is ignored.
@@ -29,6 +32,9 @@ class Route(Enum):
 
     ANSWER = "answer"  # mention or DM: answer unconditionally
     FOLLOW_UP = "follow_up"  # channel thread reply without mention: answer if the thread is known
+    AUTO = (
+        "auto"  # top-level channel message without mention: answer if the channel's route says all
+    )
     RESET = "reset"  # DM "reset": forget the conversation
 
 
@@ -98,8 +104,9 @@ def route_event(body: dict[str, Any], bot_user_id: str) -> Incoming | None:
     `message` in a DM is answered: in its thread when it has one, else at the top level
     with one conversation per DM channel; `reset` there forgets the conversation. A
     `message` in a channel thread is a follow-up, answered only if the bot already
-    answered in that thread; one that mentions the bot is left to `app_mention` so the
-    question is answered once.
+    answered in that thread; a top-level channel message is `AUTO`, answered in a new
+    thread only where a route turns on auto-answer; one that mentions the bot is left to
+    `app_mention` so the question is answered once.
     """
     event = body.get("event") or {}
     kind = event.get("type")
@@ -121,9 +128,14 @@ def route_event(body: dict[str, Any], bot_user_id: str) -> Incoming | None:
         reply_ts, thread = thread_ts, thread_ts or channel
     else:
         in_thread = bool(thread_ts) and thread_ts != ts
-        if not in_thread or mentions_bot(str(event.get("text") or ""), bot_user_id):
+        if mentions_bot(str(event.get("text") or ""), bot_user_id):
             return None
-        route, reply_ts, thread = Route.FOLLOW_UP, thread_ts, thread_ts
+        if in_thread:
+            route, reply_ts, thread = Route.FOLLOW_UP, thread_ts, thread_ts
+        elif event.get("channel_type") in AUTO_CHANNEL_TYPES:
+            route, reply_ts, thread = Route.AUTO, ts, ts
+        else:
+            return None
 
     question = Question(
         thread=ThreadKey(platform=PLATFORM, workspace=team_id, channel=channel, thread=thread),

@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
-# What the bot needs: mentions, DMs, auto-answer channels (public and private), replies,
-# the assistant pane. Kept in step with manifests/slack*.yaml.
+# What the bot needs: mentions, DMs, channel threads and auto-answer channels (public,
+# private, group DMs), replies, the assistant pane. The same as manifests/slack*.yaml.
 BOT_SCOPES = (
     "app_mentions:read",
     "assistant:write",
@@ -60,8 +60,7 @@ BOT_SCOPES = (
     "chat:write",
     "groups:history",
     "im:history",
-    "im:read",
-    "im:write",
+    "mpim:history",
 )
 # Slack documents 10 minutes for an authorization code; a state lives as long.
 STATE_SECONDS = 600

@@ -123,12 +123,27 @@ def test_channel_thread_reply_mentioning_the_bot_is_left_to_app_mention() -> Non
 
 
 @pytest.mark.parametrize("thread_ts", [None, "10.1"])
-def test_top_level_channel_messages_are_not_answered(thread_ts: str | None) -> None:
-    # A thread parent carries thread_ts == ts; it is not a reply.
-    event = message(ts="10.1", channel_type="channel")
+@pytest.mark.parametrize("channel_type", ["channel", "group"])
+def test_top_level_channel_messages_are_auto_routes_in_a_thread_of_their_own(
+    thread_ts: str | None, channel_type: str
+) -> None:
+    # Answered only where a route says mode = "all" (the adapter asks the relay). A
+    # thread parent carries thread_ts == ts; it is not a reply.
+    event = message(ts="10.1", channel_type=channel_type)
     if thread_ts:
         event["thread_ts"] = thread_ts
-    assert route_event(body(event), BOT) is None
+    incoming = route_event(body(event), BOT)
+    assert incoming is not None and incoming.route is Route.AUTO
+    assert incoming.reply_thread_ts == "10.1"
+    assert incoming.question.thread == ThreadKey("slack", TEAM, "C1", "10.1")
+
+
+def test_top_level_messages_mentioning_the_bot_or_in_group_dms_are_not_auto_routes() -> None:
+    mentioned = message(ts="10.1", channel_type="channel", text="<@UBOT> hi")
+    group_dm = message(ts="10.1", channel_type="mpim")
+    bot = message(ts="10.1", channel_type="channel", bot_id="B2", subtype="bot_message")
+    for event in (mentioned, group_dm, bot):
+        assert route_event(body(event), BOT) is None
 
 
 def test_top_level_dm_shares_one_conversation_per_dm_channel() -> None:

@@ -92,3 +92,12 @@ def test_manifest_carries_the_ask_about_this_shortcut(name: str) -> None:
     assert interactivity["is_enabled"] is True
     if name == "slack-http.yaml":
         assert interactivity["request_url"].endswith("/slack/events")
+
+
+def test_http_manifest_has_the_oauth_redirect_and_the_scopes_the_install_asks_for() -> None:
+    from bridge.slack.oauth import BOT_SCOPES, REDIRECT_PATH
+
+    manifest = load("slack-http.yaml")
+    [redirect] = manifest["oauth_config"]["redirect_urls"]
+    assert redirect.startswith("https://") and redirect.endswith(REDIRECT_PATH)
+    assert set(BOT_SCOPES) == set(manifest["oauth_config"]["scopes"]["bot"])
