@@ -409,21 +409,30 @@ class DiscordAdapter:
             return  # content withheld (no message-content intent) and not addressed to us
         thread = await self._thread_of(message.channel)
         if thread is not None:
-            if thread.owner_id == me.id or mentioned:
+            key = thread_key(guild.id, thread.parent_id, thread.id)
+            if thread.owner_id == me.id or mentioned or await self._auto_thread(message, key):
                 # Called into someone else's thread: its history goes with the question.
                 joined = (
                     thread_history(thread, message, me.id) if thread.owner_id != me.id else None
                 )
-                await self._on_thread_message(
-                    message, thread_key(guild.id, thread.parent_id, thread.id), thread, text, joined
-                )
+                await self._on_thread_message(message, key, thread, text, joined)
             return
         answered = self._replied_answer(message, me.id)
         if answered is not None:
             key = await self._conversation_of(str(answered.id), guild.id, message.channel.id)
             self._reply_in_channel(message, key, text)
-        elif mentioned:
+        elif mentioned or self._relay.answers_everything(
+            PLATFORM, str(guild.id), str(message.channel.id)
+        ):
             await self._answer_in_new_thread(message, guild, text)
+
+    async def _auto_thread(self, message: discord.Message, key: ThreadKey) -> bool:
+        """In an auto-answer forum (or channel), a thread someone else opened is answered:
+        its first message (a forum post: the message id is the thread id), and later
+        messages once the bot answers there."""
+        if not self._relay.answers_everything(PLATFORM, key.workspace, key.channel):
+            return False
+        return str(message.id) == key.thread or await self._relay.knows_thread(key)
 
     async def _thread_of(self, channel: discord.abc.Messageable) -> discord.Thread | None:
         """The thread a server message was posted in; None for a plain channel.

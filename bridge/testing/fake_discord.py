@@ -57,7 +57,7 @@ FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 RESPONSE_CHANNEL_MESSAGE = 4
 RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
-CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD, CHANNEL_FORUM = 0, 1, 11, 15
 MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
 INTERACTION_APPLICATION_COMMAND = 2
 INTERACTION_MODAL_SUBMIT = 5
@@ -821,6 +821,48 @@ class FakeDiscord:
         thread = self._thread(self.channel_id, starter["id"], name, (owner or self.alice)["id"])
         await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
         return str(thread["id"])
+
+    # Forum channels -------------------------------------------------------------------
+
+    def add_forum(self, name: str = "questions") -> str:
+        """A forum channel in the guild; add it before the client connects, so that
+        GUILD_CREATE lists it. Returns its id."""
+        forum_id = self.next_id()
+        self.channels[forum_id] = {
+            "id": forum_id,
+            "type": CHANNEL_FORUM,
+            "guild_id": self.guild_id,
+            "name": name,
+            "position": len(self.channels),
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "available_tags": [],
+            "default_reaction_emoji": None,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "flags": 0,
+        }
+        return forum_id
+
+    async def user_forum_post(
+        self, forum_id: str, title: str, content: str, *, author: Json | None = None
+    ) -> Json:
+        """A person opens a forum post: a thread they own, whose first message has the
+        thread's id, as on Discord. The client gets THREAD_CREATE, then MESSAGE_CREATE.
+        Returns the thread."""
+        author = author or self.alice
+        thread = self._thread(forum_id, self.next_id(), title, author["id"])
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        message = self.store_user_message(thread["id"], content, author=author)
+        del self.messages[message["id"]]
+        message["id"] = thread["id"]
+        self.messages[message["id"]] = message
+        await self.dispatch("MESSAGE_CREATE", self._as_received(message))
+        return thread
 
     def _create_thread(self, body: Json, channel_id: str, message_id: str) -> Any:
         parent = self.channels.get(channel_id)
