@@ -162,6 +162,24 @@ def check_routes(settings: Settings) -> CheckResult:
 # --- Slack ----------------------------------------------------------------------------------
 
 
+def check_slack_oauth(settings: Settings) -> CheckResult:
+    """OAuth distribution: the encryption key for stored tokens is there and usable."""
+    item = "Slack OAuth"
+    if not settings.slack_oauth_configured:
+        return skipped(
+            item, "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET not all set"
+        )
+    from bridge.slack.oauth import INSTALL_PATH, sealer_from
+
+    try:
+        sealer_from(settings)
+    except ConfigError as exc:
+        return failed(item, str(exc), "set BRIDGE_SECRET_KEY (docs/slack.md#many-workspaces)")
+    return ok(
+        item, f"tokens encrypted at rest; workspaces install at {INSTALL_PATH} (bridge serve)"
+    )
+
+
 async def check_slack(settings: Settings, session: aiohttp.ClientSession) -> list[CheckResult]:
     if settings.slack_bot_token is None:
         return [skipped("Slack")]
@@ -425,7 +443,12 @@ def _sqlite_result(state: SQLiteState | None) -> CheckResult:
 
 async def collect_results(settings: Settings) -> list[CheckResult]:
     """Run every check; independent network checks run concurrently."""
-    results = [*check_variables(), check_platforms(settings), check_routes(settings)]
+    results = [
+        *check_variables(),
+        check_platforms(settings),
+        check_routes(settings),
+        check_slack_oauth(settings),
+    ]
     async with aiohttp.ClientSession() as session:
         slack, discord, backend = await asyncio.gather(
             check_slack(settings, session),

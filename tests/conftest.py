@@ -187,20 +187,3 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'bridge.db'}"
     return await fresh_postgres_url(request.getfixturevalue("postgres_server"))
-
-
-@pytest.fixture(scope="session")
-def require_program():  # type: ignore[no-untyped-def]
-    """`require_program(name, needed_for=..., install=...)`: the program's path; a missing
-    one skips the test with the reason, or fails it when BRIDGE_TEST_STRICT=1."""
-
-    def find(name: str, *, needed_for: str, install: str) -> Path:
-        found = shutil.which(name)
-        if found is not None:
-            return Path(found)
-        reason = f"{needed_for} need {name}, which is not installed: {install}"
-        if os.environ.get("BRIDGE_TEST_STRICT", "").strip() == "1":
-            pytest.fail(f"{reason} (BRIDGE_TEST_STRICT=1 makes this a failure)", pytrace=False)
-        pytest.skip(reason)
-
-    return find

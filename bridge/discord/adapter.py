@@ -59,6 +59,8 @@ READY_TIMEOUT = 60.0
 MAX_RATE_LIMIT_WAIT = 30.0
 # Threads without activity archive after a day (Discord's usual choice).
 THREAD_ARCHIVE_MINUTES = 1440
+# Gateway close code: the bot is in more than 2,500 servers per shard.
+CLOSE_SHARDING_REQUIRED = 4011
 PERSON_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 DMS_DISABLED_TEXT = (
@@ -94,8 +96,8 @@ def is_person_message(message: discord.Message) -> bool:
     )
 
 
-class _Client(discord.Client):
-    """discord.Client that forwards the two events the adapter handles."""
+class _Forwarding:
+    """Forwards the two events the adapter handles (mixed into a discord.py client)."""
 
     def __init__(
         self,
@@ -113,6 +115,28 @@ class _Client(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self._message_callback(message)
+
+
+class _Client(_Forwarding, discord.Client):
+    """One gateway connection: every server of a bot below Discord's sharding limit."""
+
+
+class _ShardedClient(_Forwarding, discord.AutoShardedClient):
+    """DISCORD_SHARD_COUNT shards (all, or DISCORD_SHARD_IDS) over one client: required
+    above 2,500 servers; several processes can split the shards between them."""
+
+
+def build_client(settings: Settings, **options: Any) -> discord.Client:
+    """A plain client, or a sharded one when DISCORD_SHARD_COUNT is set."""
+    if settings.discord_shard_count is None:
+        return _Client(**options)
+    shard_ids = list(settings.discord_shard_ids) or None
+    log.info(
+        "discord sharding: %d shards, this process runs %s",
+        settings.discord_shard_count,
+        ", ".join(map(str, shard_ids)) if shard_ids else "all",
+    )
+    return _ShardedClient(shard_count=settings.discord_shard_count, shard_ids=shard_ids, **options)
 
 
 class DiscordAdapter:
@@ -143,7 +167,8 @@ class DiscordAdapter:
         # The bridge never joins voice; discord.py's "PyNaCl/davey missing" warnings
         # would only alarm operators.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-        self._client = _Client(
+        self._client = build_client(
+            settings,
             on_ready=self._ready_event.set,
             on_message=self.handle_message,
             intents=build_intents(settings),
@@ -218,6 +243,11 @@ class DiscordAdapter:
         if connection not in done:
             raise PlatformError(f"Discord gateway was not ready after {READY_TIMEOUT:.0f} s")
         error = connection.exception()
+        if isinstance(error, discord.ConnectionClosed) and error.code == CLOSE_SHARDING_REQUIRED:
+            raise ConfigError(
+                "Discord requires sharding for this bot (it is in too many servers): set "
+                "DISCORD_SHARD_COUNT, e.g. to one shard per 1,000 servers (docs/discord.md)"
+            ) from error
         if isinstance(error, discord.PrivilegedIntentsRequired):
             raise ConfigError(
                 "DISCORD_MESSAGE_CONTENT=true but the Message Content Intent is not enabled "

@@ -172,6 +172,10 @@ class FakeDiscord:
         self._query: dict[str, str] = {}  # the query of the request being routed
         self._pending_events: list[tuple[str, Json]] = []  # sent after the REST handler
         self._sockets: list[web.WebSocketResponse] = []
+        # The [shard_id, shard_count] each connection IDENTIFYed with (default [0, 1]).
+        self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
+        self.deliveries: list[tuple[int, str]] = []  # (shard id, event) of every dispatch
+        self.recommended_shards = 1  # what GET /gateway/bot recommends
         self._seq = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -335,12 +339,29 @@ class FakeDiscord:
     # Driving the client ---------------------------------------------------------------
 
     async def dispatch(self, event: str, data: Json) -> None:
-        """Send one DISPATCH event to every connected gateway client."""
+        """Send one DISPATCH event to every connected gateway client that should get it:
+        a guild's events go to the shard owning the guild, others (DMs) to shard 0."""
         self._seq += 1
         frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
         for ws in list(self._sockets):
-            await ws.send_str(frame)
+            shard = self._shards.get(ws, (0, 1))
+            if self._shard_owns(shard, guild_id):
+                self.deliveries.append((shard[0], event))
+                await ws.send_str(frame)
         await self._notify()
+
+    # Sharding -------------------------------------------------------------------------
+
+    @staticmethod
+    def shard_of(guild_id: str | None, shard_count: int) -> int:
+        """Discord's rule: a guild belongs to shard (guild_id >> 22) % shard_count; DMs
+        to shard 0."""
+        return 0 if guild_id is None else (int(guild_id) >> 22) % shard_count
+
+    def _shard_owns(self, shard: tuple[int, int], guild_id: str | None) -> bool:
+        shard_id, shard_count = shard
+        return self.shard_of(guild_id, shard_count) == shard_id
 
     async def user_message(self, channel_id: str, content: str, **options: Any) -> Json:
         """A person (alice by default) posts `content`; the client gets MESSAGE_CREATE.
@@ -730,7 +751,11 @@ class FakeDiscord:
 
     def _gateway_bot(self) -> Json:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return {
+            "url": self.gateway_url,
+            "shards": self.recommended_shards,
+            "session_start_limit": limit,
+        }
 
     def _get_channel(self, _body: Any, channel_id: str) -> Any:
         channel = self.channels.get(channel_id) or self.threads.get(channel_id)
@@ -1024,6 +1049,7 @@ class FakeDiscord:
                 await self._gateway_op(ws, json.loads(frame.data))
         finally:
             self._sockets.remove(ws)
+            self._shards.pop(ws, None)
         return ws
 
     async def _gateway_op(self, ws: web.WebSocketResponse, payload: Json) -> None:
@@ -1032,6 +1058,8 @@ class FakeDiscord:
             await ws.send_json({"op": 11})
         elif op == 2:  # identify
             self.identifies.append(payload["d"])
+            shard = payload["d"].get("shard") or [0, 1]
+            self._shards[ws] = (int(shard[0]), int(shard[1]))
             asks_content = int(payload["d"].get("intents", 0)) & MESSAGE_CONTENT_INTENT
             if asks_content and not self._message_content_enabled:
                 await ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
@@ -1042,17 +1070,21 @@ class FakeDiscord:
 
     async def _send_ready(self, ws: web.WebSocketResponse) -> None:
         self._seq += 1
+        shard = self._shards.get(ws, (0, 1))
+        has_guild = self._shard_owns(shard, self.guild_id)
         ready = {
             "v": 10,
             "user": self.bot,
-            "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "shard": list(shard),
+            "guilds": [{"id": self.guild_id, "unavailable": True}] if has_guild else [],
             "session_id": "fake-session",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": self.application_id, "flags": 0},
             "private_channels": [],
         }
         await ws.send_json({"op": 0, "t": "READY", "s": self._seq, "d": ready})
-        self._seq += 1
-        guild = self._guild_payload()
-        await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
+        if has_guild:
+            self._seq += 1
+            guild = self._guild_payload()
+            await ws.send_json({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": guild})
         await self._notify()

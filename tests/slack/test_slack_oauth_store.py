@@ -11,6 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
+from bridge.check import Status, check_slack_oauth
+from bridge.config import load_settings
 from bridge.errors import ConfigError, StoreError
 from bridge.slack.oauth import InstallationStore, Sealer, StateStore
 from bridge.store import is_postgres_url, open_store, parse_database_url
@@ -96,3 +98,16 @@ async def test_states_are_consumed_once_and_expire(database_url: str) -> None:
         assert await states.async_consume("old") is False  # expired
     finally:
         await store.close()
+
+
+def test_check_reports_the_oauth_key() -> None:
+    oauth = {
+        "slack_client_id": "1.2",
+        "slack_client_secret": "secret",
+        "slack_signing_secret": "0" * 32,
+    }
+    missing = check_slack_oauth(load_settings(**oauth))
+    assert missing.status is Status.FAILED and "needs BRIDGE_SECRET_KEY" in missing.detail
+    good = check_slack_oauth(load_settings(**oauth, bridge_secret_key=KEY))
+    assert good.status is Status.OK and "/slack/install" in good.detail
+    assert check_slack_oauth(load_settings()).status is Status.SKIPPED
