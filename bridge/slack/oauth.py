@@ -52,12 +52,14 @@ log = logging.getLogger(__name__)
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 # What the bot needs: mentions, DMs, channel threads and auto-answer channels (public,
-# private, group DMs), replies, the assistant pane. The same as manifests/slack*.yaml.
+# private, group DMs), replies, the message shortcut, the assistant pane. The same as
+# manifests/slack*.yaml (a test compares them).
 BOT_SCOPES = (
     "app_mentions:read",
     "assistant:write",
     "channels:history",
     "chat:write",
+    "commands",
     "groups:history",
     "im:history",
     "mpim:history",
