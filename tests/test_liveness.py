@@ -5,9 +5,12 @@ lock on its own file handle or connection, as a separate process would)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -22,6 +25,7 @@ from bridge.store import (
     open_store,
     parse_database_url,
 )
+from bridge.store.process_lock import OWNERS_DIRECTORY_SUFFIX, FileLocks
 
 THREAD = ThreadKey("slack", "T1", "C1", "1700000000.000100")
 
@@ -124,3 +128,40 @@ async def test_a_running_process_looks_alive_to_bridges_from_before_process_lock
     await liveness.close()
     [(_, owner)] = await store.unfinished_turns("someone-else")
     assert owner is not None and owner.stopped and owner.last_seen <= time.time()
+
+
+def test_a_killed_process_lock_file_is_free_and_cleaned_up(tmp_path: Path) -> None:
+    """The kernel frees a SIGKILLed process's flock; the file it leaves behind is removed
+    by the next check, or by the next process that starts."""
+    database = str(tmp_path / "bridge.db")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AND_WAIT, database],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        locks = FileLocks(database)
+        assert locks.live(["killed", "other"]) == {"killed"}
+        holder.kill()
+        holder.wait(timeout=WAIT_SECONDS)
+    finally:
+        holder.kill()
+    lock_files = sorted(p.name for p in Path(database + OWNERS_DIRECTORY_SUFFIX).iterdir())
+    assert lock_files == ["killed.lock"]  # left behind: no clean stop
+    locks.hold("next")  # a new process: tidies up what the killed one left
+    assert sorted(p.name for p in Path(database + OWNERS_DIRECTORY_SUFFIX).iterdir()) == [
+        "next.lock"
+    ]
+    assert locks.live(["killed", "next"]) == {"next"}
+    locks.close()
+
+
+WAIT_SECONDS = 30.0
+HOLD_AND_WAIT = """
+import sys, time
+from bridge.store.process_lock import FileLocks
+FileLocks(sys.argv[1]).hold("killed")
+print("held", flush=True)
+time.sleep(60)
+"""

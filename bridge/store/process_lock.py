@@ -35,7 +35,12 @@ class FileLocks:
         self._held: dict[str, int] = {}
 
     def hold(self, owner: str) -> None:
-        """Take `owner`'s lock for as long as this process lives (or until `release`).
+        """Take `owner`'s lock for as long as this process lives (or until `release`),
+        and remove the files of processes that are gone.
+
+        The lock is taken on a new file that is then renamed into place, so a `.lock`
+        file is locked from the moment it exists: a check can never take (and remove)
+        the lock of a process that is still starting.
 
         Raises:
             StoreError: the directory is not writable, or the lock is taken (another live
@@ -44,17 +49,22 @@ class FileLocks:
         if owner in self._held:
             return
         path = self._path(owner)
+        taking = path.with_suffix(".taking")
         try:
             self._directory.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(taking, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot create the process lock {path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file nobody else has opened
+        if _is_held(path):
+            taking.unlink(missing_ok=True)
             os.close(fd)
-            raise StoreError(f"the process lock {path} is held by another process") from exc
+            raise StoreError(f"the process lock {path} is held by another process")
+        os.rename(taking, path)
         self._held[owner] = fd
+        for other in self._directory.glob("*.lock"):
+            if other != path:
+                _is_held(other)  # a free lock's file is removed
 
     def release(self, owner: str) -> None:
         """Give up `owner`'s lock (clean stop) and remove its file."""
@@ -67,28 +77,11 @@ class FileLocks:
     def live(self, owners: Collection[str]) -> set[str]:
         """Which of `owners` hold their lock now. A lock found free belonged to a process
         that is gone; its file is removed."""
-        return {owner for owner in owners if owner in self._held or self._is_held(owner)}
+        return {owner for owner in owners if owner in self._held or _is_held(self._path(owner))}
 
     def close(self) -> None:
         for owner in list(self._held):
             self.release(owner)
-
-    def _is_held(self, owner: str) -> bool:
-        path = self._path(owner)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False  # released by a clean stop, or removed by an earlier check
-        except OSError:
-            return True  # cannot tell: never touch answers of a process that may live
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return True
-        path.unlink(missing_ok=True)  # the lock of a process that is gone: tidy up
-        os.close(fd)
-        return False
 
     def _path(self, owner: str) -> Path:
         name = owner if _PLAIN_ID.fullmatch(owner) else hashlib.sha256(owner.encode()).hexdigest()
@@ -113,3 +106,22 @@ class LocalLocks:
 
     def close(self) -> None:
         self._held.clear()
+
+
+def _is_held(path: Path) -> bool:
+    """Whether a process holds the lock on `path`. A lock found free belonged to a
+    process that is gone: its file is removed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # released by a clean stop, or removed by an earlier check
+    except OSError:
+        return True  # cannot tell: never touch answers of a process that may live
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return True
+    path.unlink(missing_ok=True)
+    os.close(fd)
+    return False
