@@ -163,7 +163,7 @@ class Services:
                     runtime.relay.register_editor(adapter.name, adapter)
                     log.info("starting %s", adapter.name)
                     await adapter.start()
-                await runtime.relay.recover()
+                runtime.relay.start_recovery()
                 self._slack_http_handler = slack_http_handler
                 self._slack_oauth = oauth
                 self._started = True

@@ -218,6 +218,12 @@ class Relay:
         were recovered."""
         return await self._recovery.recover()
 
+    def start_recovery(self) -> None:
+        """`recover` in the background, now and every few seconds, for start-up: the
+        bridge is ready at once, however many replies of a crashed process need editing
+        (the log says how many were, as `recover` does)."""
+        self._recovery.start()
+
     async def drain(self, grace: float) -> None:
         """Stop accepting questions, let answers in flight finish for up to `grace`
         seconds, then interrupt the rest (their replies say so)."""

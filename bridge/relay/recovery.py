@@ -25,9 +25,9 @@ RECOVERY_EDIT_TIMEOUT_SECONDS = 10.0  # bound on each of those edits (and each w
 
 
 class Recovery:
-    """Finds and ends the turns of processes that are gone: once on `recover`, then
-    every `interval` seconds until `stop_sweeping`, so a process that crashes while
-    this one runs is noticed too."""
+    """Finds and ends the turns of processes that are gone: from `start` (or a first
+    `recover`) every `interval` seconds until `stop_sweeping`, so a process that
+    crashes while this one runs is noticed too."""
 
     def __init__(self, store: Store, liveness: Liveness, *, interval: float) -> None:
         self._store = store
@@ -40,13 +40,16 @@ class Recovery:
     def register_editor(self, platform: str, editor: ReplyEditor) -> None:
         self._editors[platform] = editor
 
+    def start(self) -> None:
+        """Recover now and then every `interval`, in the background: start-up does not
+        wait for the reply edits (hundreds of them may wait on platform rate limits)."""
+        self._start_sweeping(first_in=0.0)
+
     async def recover(self) -> int:
         """Mark unfinished turns of processes that are gone as interrupted and edit their
         replies to say so; from now on a sweep repeats this every `interval`. Returns
         how many turns were recovered."""
-        if not self._sweeping:
-            self._sweeping = True
-            self._tasks.spawn(self._sweep(), name="relay-recovery-sweep")
+        self._start_sweeping(first_in=self._interval)
         recovered = 0
         for turn in await self._liveness.orphans():
             platform = turn.thread.platform
@@ -72,16 +75,20 @@ class Recovery:
         self.stop_sweeping()
         await self._tasks.stop()
 
-    async def _sweep(self) -> None:
+    def _start_sweeping(self, *, first_in: float) -> None:
+        if not self._sweeping:
+            self._sweeping = True
+            self._tasks.spawn(self._sweep(first_in), name="relay-recovery-sweep")
+
+    async def _sweep(self, first_in: float) -> None:
         """Its own task, beside the lock keeping: reply edits may wait on rate limits."""
-        while True:
-            await asyncio.sleep(self._interval)
-            if not self._sweeping:
-                return
+        await asyncio.sleep(first_in)
+        while self._sweeping:
             try:
                 await self.recover()
             except Exception:
                 log.exception("recovery sweep failed")
+            await asyncio.sleep(self._interval)
 
 
 async def _edit_interrupted(editor: ReplyEditor, channel: str, message_id: str) -> None:
