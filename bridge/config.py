@@ -184,7 +184,7 @@ class Settings(BaseSettings):
 
     @field_validator("bridge_feedback_webhook_url", mode="after")
     @classmethod
-    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value

@@ -21,13 +21,13 @@ OPERATIONS_DOC = Path(__file__).parent.parent / "docs" / "operations.md"
         (
             "bridge_handoff_slack",
             "U0SOMEONE",
-            "BRIDGE_HANDOFF_SLACK: Value error, must be a Slack user-group id",
+            "BRIDGE_HANDOFF_SLACK: must be a Slack user-group id",
         ),
         ("bridge_handoff_slack", "@support", "Copy group ID"),
         (
             "bridge_handoff_discord",
             "Support",
-            "BRIDGE_HANDOFF_DISCORD: Value error, must be a Discord role id",
+            "BRIDGE_HANDOFF_DISCORD: must be a Discord role id",
         ),
         ("bridge_feedback_webhook_url", "ftp://x.example/hook?token=s3cret", "must be an http://"),
     ],
