@@ -31,6 +31,7 @@ from bridge.discord.ask_message import ask_menu
 from bridge.discord.connect import api_base, resolve_gateway, use_gateway
 from bridge.discord.context import message_context, reply_chain, thread_history
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
+from bridge.discord.pacing import GlobalBudget
 from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
     NO_MENTIONS,
@@ -177,7 +178,7 @@ class DiscordAdapter:
             connector=pool_connector(
                 PoolSizes.for_concurrency(settings.bridge_max_concurrency).platform
             ),
-            http_trace=observe_pool_waits(metrics_trace(), PLATFORM),
+            http_trace=GlobalBudget().install(observe_pool_waits(metrics_trace(), PLATFORM)),
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
         )

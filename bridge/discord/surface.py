@@ -5,12 +5,14 @@ Every send and edit passes `allowed_mentions=none` (the client default is the sa
 no backend or user text can ping; link previews are suppressed (`<url>` links in the
 sources block plus the SUPPRESS_EMBEDS flag), so the bot never needs Embed Links.
 discord.py absorbs short 429s itself; what it raises is mapped here, in one place, to
-`PlatformRateLimited` / `PlatformError`.
+`PlatformRateLimited` / `PlatformError`. Each request waits its turn in the bot's global
+budget with the priority of its kind (`bridge.discord.pacing`); typing is dropped first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -20,7 +22,9 @@ import discord
 
 from bridge.backends.events import Source
 from bridge.config import Settings
+from bridge.discord.pacing import BudgetDropped, turn
 from bridge.errors import BridgeError, PlatformError, PlatformRateLimited, PlatformUnreachable
+from bridge.pacing import Priority, priority_of
 from bridge.safety import markdown_sources_block, neutralize_discord
 from bridge.surface import Draft, EditKind, SurfaceLimits
 from bridge.tasks import TaskOwner
@@ -107,10 +111,14 @@ class Typing:
             self._task = tasks.spawn(self._run(), name="discord-typing")
 
     async def _run(self) -> None:
+        """Refresh "typing…" while the budget has a token free; the first thing dropped
+        when the bot is busy (`bridge.discord.pacing`)."""
         try:
-            while True:
-                await self._channel.typing()
-                await asyncio.sleep(TYPING_REFRESH_SECONDS)
+            with turn(Priority.PROGRESS, droppable=True):
+                while True:
+                    with contextlib.suppress(BudgetDropped):
+                        await self._channel.typing()
+                    await asyncio.sleep(TYPING_REFRESH_SECONDS)
         except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.debug("typing indicator stopped: %s", exc)
 
@@ -168,16 +176,17 @@ class ChannelSurface(_DiscordText):
         if self._reply_to is not None:
             reference = self._reply_to.to_reference(fail_if_not_exists=False)
             self._reply_to = None  # only the first message is a reply
-        sent = await guarded(
-            self._channel.send(
-                text,
-                allowed_mentions=NO_MENTIONS,
-                suppress_embeds=True,
-                reference=reference,  # type: ignore[arg-type]
-                mention_author=False if reference is not None else None,
-            ),
-            repeatable=False,
-        )
+        with turn(_post_priority(kind)):
+            sent = await guarded(
+                self._channel.send(
+                    text,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                    reference=reference,  # type: ignore[arg-type]
+                    mention_author=False if reference is not None else None,
+                ),
+                repeatable=False,
+            )
         if self._on_post is not None:
             self._on_post(str(sent.id))
         return str(sent.id)
@@ -193,10 +202,16 @@ class ChannelSurface(_DiscordText):
     ) -> None:
         self._typing.stop()
         message = self._channel.get_partial_message(int(message_id))  # type: ignore[attr-defined]
-        await guarded(message.edit(content=text, allowed_mentions=NO_MENTIONS))
+        with turn(priority_of(kind)):
+            await guarded(message.edit(content=text, allowed_mentions=NO_MENTIONS))
 
     async def close(self) -> None:
         self._typing.stop()
+
+
+def _post_priority(kind: EditKind) -> Priority:
+    """A placeholder is what a person sees first, so it waits like first words."""
+    return Priority.FIRST_TEXT if kind is EditKind.STATUS else priority_of(kind)
 
 
 class InteractionSurface(_DiscordText):

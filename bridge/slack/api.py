@@ -18,7 +18,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.errors import PlatformError, PlatformRateLimited, PlatformUnreachable
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
-from bridge.slack.budget import POST, Priority, Rank, TokenBucket, WorkspaceBudgets
+from bridge.pacing import Priority, Rank, TokenBucket
+from bridge.slack.budget import POST, WorkspaceBudgets
 
 log = logging.getLogger(__name__)
 

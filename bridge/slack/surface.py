@@ -15,7 +15,7 @@ Two `ReplySurface`s share the Web API wrapper and the per-workspace budget:
   behind stream starts.
 
 Calls take their turn in the workspace budget (posts: the channel's) by `Priority`, from
-the kind the renderer gives each call (`edit_priority`): finals, then first words, then
+the kind the renderer gives each call (`bridge.pacing.priority_of`): finals, then first words, then
 progress. A call sends its text only once its token is granted, read from the renderer's
 `Draft` at that moment, so a waiting call never shows stale text, and one still waiting
 when its answer ends is the final edit (with final priority from then on).
@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 from bridge.backends.events import Source
 from bridge.errors import PlatformRateLimited
+from bridge.pacing import priority_of
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
-from bridge.slack.budget import POST, STREAM, STREAM_START, STREAM_STOP, UPDATE, Priority
+from bridge.slack.budget import POST, STREAM, STREAM_START, STREAM_STOP, UPDATE
 from bridge.surface import Draft, EditKind, SurfaceLimits
 
 log = logging.getLogger(__name__)
@@ -102,21 +103,6 @@ def message_fields(text: str) -> dict[str, Any]:
     return {"text": shown, "blocks": [{"type": "markdown", "text": shown}]}
 
 
-EDIT_PRIORITY: dict[EditKind, Priority] = {
-    EditKind.STATUS: Priority.PROGRESS,
-    EditKind.FIRST_WORDS: Priority.FIRST_TEXT,
-    EditKind.PROGRESS: Priority.PROGRESS,
-    EditKind.FINAL: Priority.FINAL,
-    EditKind.NOTICE: Priority.FINAL,
-}
-
-
-def edit_priority(kind: EditKind) -> Priority:
-    """How urgent a call is in the workspace budget: status lines and progress only
-    make an answer update less often when skipped, endings never are."""
-    return EDIT_PRIORITY[kind]
-
-
 def _late_text(text: str, kind: EditKind, draft: Draft | None, sent: list[str]) -> dict[str, Any]:
     """`priority` and `fill` for `SlackApi.call`: the draft's kind and text as they are
     when the call may go out, or `text` and `kind` as given. The text that went out is
@@ -127,8 +113,8 @@ def _late_text(text: str, kind: EditKind, draft: Draft | None, sent: list[str]) 
         return message_fields(sent[-1])
 
     if draft is None:
-        return {"priority": edit_priority(kind), "fill": fill}
-    return {"priority": lambda: edit_priority(draft.kind), "fill": fill}
+        return {"priority": priority_of(kind), "fill": fill}
+    return {"priority": lambda: priority_of(draft.kind), "fill": fill}
 
 
 class NativeStreaming:
@@ -306,7 +292,7 @@ class StreamSurface(UpdateSurface):
                     STREAM,
                     ts=message_id,
                     markdown_text=suffix,
-                    priority=edit_priority(kind),
+                    priority=priority_of(kind),
                 )
             except SlackCallError as exc:
                 log.warning("appendStream failed (%s); finishing with chat.update", exc.error)

@@ -13,6 +13,10 @@ lists only active (not archived) threads in GUILD_CREATE. A message in an archiv
 unarchives it without a THREAD_UPDATE, so the client sees a channel it has not cached
 (as when that event comes late): `archive_thread` sets this up.
 
+It enforces Discord's rate limits by default (`discord_limits.py`): 50 requests/s per
+bot, and per-route buckets whose truthful `X-RateLimit-*` headers come with every
+success; `speed` runs Discord's clock faster, `enforce_limits=False` turns them off.
+
 By default it also refuses what Discord refuses (`discord_rules.py`, tests/README.md):
 content over 2,000 characters, an edit sent to the wrong channel or of another user's
 message, a guild action without the permission it needs (`revoke` takes one away), and
@@ -41,6 +45,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bridge.testing import discord_rules as rules
+from bridge.testing.discord_limits import DiscordLimits
 from bridge.testing.server import serve_app
 
 _log = logging.getLogger(__name__)
@@ -125,6 +130,9 @@ class FakeDiscord:
         application_id: str = "700000000000000001",
         token: str | None = None,
         message_content_enabled: bool = True,
+        limits: DiscordLimits | None = None,
+        speed: float = 1.0,
+        enforce_limits: bool = True,
     ) -> None:
         """
         Args:
@@ -132,7 +140,10 @@ class FakeDiscord:
             token: when set, only `Bot <token>` is accepted (others get 401).
             message_content_enabled: whether the privileged intent is enabled "in the
                 Developer Portal"; IDENTIFY asking for it otherwise closes with 4014.
+            limits: the rate limits to enforce; default: Discord's (`DiscordLimits()`)
+                at `speed`; `enforce_limits=False` answers every request at once.
         """
+        self.limits = (limits or DiscordLimits(speed=speed)) if enforce_limits else None
         self._token = token
         self._message_content_enabled = message_content_enabled
         self._ids = itertools.count(900_000_000_000_000_000)
@@ -688,11 +699,16 @@ class FakeDiscord:
         try:
             if self._rejects(request.headers.get("Authorization")):
                 return _json_response({"message": "401: Unauthorized", "code": 0}, 401)
+            decision = self.limits.check(request.method, path) if self.limits else None
+            if decision is not None and decision.body is not None:
+                return _json_response(decision.body, 429, decision.headers)
             failure = self._injected_failure(request.method, path)
             if failure is not None:
                 return failure
             self._query = dict(request.query)
             response = self._route(request.method, path, body)
+            if decision is not None and response.status < 300:
+                response.headers.update(decision.headers)
             while self._pending_events:
                 await self.dispatch(*self._pending_events.pop(0))
             return response

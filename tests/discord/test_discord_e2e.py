@@ -38,8 +38,7 @@ async def running_bridge(
         wonderchat_chatbot_id=mock.chatbot_id,
         wonderchat_api_url=mock.url,
         database_url=f"sqlite:///{tmp_path / 'bridge.db'}",
-        bridge_edit_interval=0.05,
-        **overrides,
+        **({"bridge_edit_interval": 0.05} | overrides),
     )
     async with open_runtime(settings) as runtime:
         adapter = DiscordAdapter(settings, runtime.relay, guild_ready_timeout=0.05)
@@ -53,9 +52,14 @@ async def running_bridge(
             await adapter.stop()
 
 
+# The fake enforces Discord's rate limits on a clock this much faster (route buckets of
+# 5 edits per 5 s would otherwise pace the quick test answers to a crawl).
+TEST_SPEED = 10.0
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
+    async with FakeDiscord(speed=TEST_SPEED) as server:
         yield server
 
 

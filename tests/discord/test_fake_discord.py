@@ -113,3 +113,45 @@ async def test_an_interaction_is_answered_once_and_within_three_seconds(
     assert (status, body["code"]) == (404, rules.CODE_UNKNOWN_INTERACTION)
     assert not fake.interaction_callbacks(late["token"])
     assert fake.refused_callbacks(late["token"]) == [defer]
+
+
+# Rate limits: the global limit and per-route buckets, with Discord's headers ----------
+
+
+async def test_successes_carry_their_buckets_headers_and_a_dry_bucket_gets_429(
+    fake: FakeDiscord, http: aiohttp.ClientSession
+) -> None:
+    path = f"/channels/{fake.channel_id}/messages"
+    remaining = []
+    for n in range(5):
+        async with http.post(fake.api_url + path, json={"content": f"m{n}"}) as response:
+            assert response.status == 200
+            remaining.append(response.headers["X-RateLimit-Remaining"])
+            assert response.headers["X-RateLimit-Limit"] == "5"
+            assert 0 < float(response.headers["X-RateLimit-Reset-After"]) <= 5.0
+            bucket = response.headers["X-RateLimit-Bucket"]
+    assert remaining == ["4", "3", "2", "1", "0"]
+    async with http.post(fake.api_url + path, json={"content": "one too many"}) as response:
+        body = await response.json()
+        assert response.status == 429 and response.headers["Via"]
+        assert response.headers["X-RateLimit-Scope"] == "user"
+        assert response.headers["X-RateLimit-Bucket"] == bucket
+        assert body["global"] is False and 0 < body["retry_after"] <= 5.0
+    dm = fake.dm_channel(fake.alice)  # another channel: another bucket
+    status, _ = await call(http, fake, "POST", f"/channels/{dm}/messages", {"content": "hi"})
+    assert status == 200
+
+
+async def test_more_than_50_requests_in_a_second_hit_the_global_limit() -> None:
+    async with (
+        FakeDiscord(speed=0.1) as fake,  # a 10 s second: the loop below fits in it
+        aiohttp.ClientSession(headers={"Authorization": "Bot token"}) as http,
+    ):
+        statuses = []
+        for _ in range(51):
+            async with http.get(fake.api_url + "/users/@me") as response:
+                statuses.append(response.status)
+                last = response
+        assert statuses == [200] * 50 + [429]
+        assert last.headers["X-RateLimit-Global"] == "true"
+        assert fake.limits is not None and fake.limits.global_hits == 1

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from bridge.pacing import Priority, TokenBucket
 from bridge.slack.budget import (
     STREAM,
     STREAM_START,
     STREAM_STOP,
     UPDATE,
-    Priority,
     SlackRates,
-    TokenBucket,
     WorkspaceBudgets,
 )
 

@@ -12,15 +12,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.backends.events import Source
 from bridge.errors import PlatformError, PlatformRateLimited
 from bridge.metrics import PLATFORM_RATE_LIMITED
+from bridge.pacing import Priority, priority_of
 from bridge.slack.api import SlackApi
-from bridge.slack.budget import Priority, SlackRates, WorkspaceBudgets
+from bridge.slack.budget import SlackRates, WorkspaceBudgets
 from bridge.slack.surface import (
     NativeStreaming,
     ReplyTarget,
     StreamSurface,
     UpdateSurface,
     build_surface,
-    edit_priority,
     slack_sources_block,
 )
 from bridge.surface import EditKind
@@ -293,11 +293,11 @@ def test_source_titles_cannot_ping() -> None:
 
 
 def test_edit_priority_comes_from_the_kind_the_renderer_gives() -> None:
-    assert edit_priority(EditKind.STATUS) is Priority.PROGRESS
-    assert edit_priority(EditKind.FIRST_WORDS) is Priority.FIRST_TEXT
-    assert edit_priority(EditKind.PROGRESS) is Priority.PROGRESS
-    assert edit_priority(EditKind.FINAL) is Priority.FINAL
-    assert edit_priority(EditKind.NOTICE) is Priority.FINAL
+    assert priority_of(EditKind.STATUS) is Priority.PROGRESS
+    assert priority_of(EditKind.FIRST_WORDS) is Priority.FIRST_TEXT
+    assert priority_of(EditKind.PROGRESS) is Priority.PROGRESS
+    assert priority_of(EditKind.FINAL) is Priority.FINAL
+    assert priority_of(EditKind.NOTICE) is Priority.FINAL
 
 
 async def test_finals_then_first_words_then_progress_share_the_update_budget(
