@@ -162,22 +162,39 @@ def check_routes(settings: Settings) -> CheckResult:
 # --- Slack ----------------------------------------------------------------------------------
 
 
-def check_slack_oauth(settings: Settings) -> CheckResult:
-    """OAuth distribution: the encryption key for stored tokens is there and usable."""
+def check_slack_oauth(settings: Settings) -> list[CheckResult]:
+    """OAuth distribution: all three credentials and a usable key for the stored tokens.
+    Nothing is listed when no OAuth variable is set (single-workspace or no Slack)."""
     item = "Slack OAuth"
+    given = {
+        "SLACK_CLIENT_ID": settings.slack_client_id,
+        "SLACK_CLIENT_SECRET": settings.slack_client_secret,
+        "BRIDGE_SECRET_KEY": settings.bridge_secret_key,
+    }
+    if not any(given.values()):
+        return []
     if not settings.slack_oauth_configured:
-        return skipped(
-            item, "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET not all set"
-        )
+        missing = [
+            name for name, value in given.items() if not value and name != "BRIDGE_SECRET_KEY"
+        ]
+        if settings.slack_signing_secret is None:
+            missing.append("SLACK_SIGNING_SECRET")
+        return [
+            failed(
+                item,
+                f"{', '.join(missing)} not set: OAuth distribution needs SLACK_CLIENT_ID, "
+                "SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET",
+                "set them from the app's Basic Information page (docs/slack.md)",
+            )
+        ]
     from bridge.slack.oauth import INSTALL_PATH, sealer_from
 
     try:
         sealer_from(settings)
     except ConfigError as exc:
-        return failed(item, str(exc), "set BRIDGE_SECRET_KEY (docs/slack.md#many-workspaces)")
-    return ok(
-        item, f"tokens encrypted at rest; workspaces install at {INSTALL_PATH} (bridge serve)"
-    )
+        return [failed(item, str(exc), "set BRIDGE_SECRET_KEY (docs/slack.md#many-workspaces)")]
+    detail = f"tokens encrypted at rest; workspaces install at {INSTALL_PATH} (bridge serve)"
+    return [ok(item, detail)]
 
 
 async def check_slack(settings: Settings, session: aiohttp.ClientSession) -> list[CheckResult]:
@@ -447,7 +464,7 @@ async def collect_results(settings: Settings) -> list[CheckResult]:
         *check_variables(),
         check_platforms(settings),
         check_routes(settings),
-        check_slack_oauth(settings),
+        *check_slack_oauth(settings),
     ]
     async with aiohttp.ClientSession() as session:
         slack, discord, backend = await asyncio.gather(

@@ -299,6 +299,7 @@ async def test_check_prints_the_list_only_and_changes_no_file(
         "! Variable: SLACK_STREEMING (in .env) is not a bridge setting and is ignored: "
         "did you mean SLACK_STREAMING?",
         "✓ Platforms: Discord",
+        "– Routes: skipped (BRIDGE_ROUTES_FILE not set: one chatbot everywhere)",
         "– Slack: skipped (not configured)",
         "✓ Discord bot token: logged in as bridge-bot (id 700000000000000001)",
         "– Discord message content intent: skipped (DISCORD_MESSAGE_CONTENT=false: DMs and "

@@ -106,8 +106,11 @@ def test_check_reports_the_oauth_key() -> None:
         "slack_client_secret": "secret",
         "slack_signing_secret": "0" * 32,
     }
-    missing = check_slack_oauth(load_settings(**oauth))
+    [missing] = check_slack_oauth(load_settings(**oauth))
     assert missing.status is Status.FAILED and "needs BRIDGE_SECRET_KEY" in missing.detail
-    good = check_slack_oauth(load_settings(**oauth, bridge_secret_key=KEY))
+    [good] = check_slack_oauth(load_settings(**oauth, bridge_secret_key=KEY))
     assert good.status is Status.OK and "/slack/install" in good.detail
-    assert check_slack_oauth(load_settings()).status is Status.SKIPPED
+    [half] = check_slack_oauth(load_settings(slack_client_id="1.2"))
+    assert half.status is Status.FAILED
+    assert "SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET not set" in half.detail
+    assert check_slack_oauth(load_settings()) == []  # not used: not listed
