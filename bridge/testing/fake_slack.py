@@ -99,6 +99,7 @@ CHANNEL_PARAM = {
     "assistant.threads.setStatus": "channel_id",
     "assistant.threads.setSuggestedPrompts": "channel_id",
     "chat.postEphemeral": "channel",
+    "conversations.replies": "channel",
 }
 # conversations.replies: Slack's default page size and largest allowed `limit`.
 REPLIES_PAGE = 1000

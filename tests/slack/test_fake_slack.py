@@ -172,6 +172,8 @@ async def test_a_channel_the_workspace_does_not_have_is_refused(
     assert await refusal(client, "chat.postMessage", params) == "channel_not_found"
     status = {"channel_id": "D404", "thread_ts": "1.0", "status": "is thinking…"}
     assert await refusal(client, "assistant.threads.setStatus", status) == "channel_not_found"
+    replies = {"channel": "C404", "ts": "1.0"}
+    assert await refusal(client, "conversations.replies", replies) == "channel_not_found"
 
     slack.event_body({"type": "app_mention", "channel": "C404", "user": "U1", "ts": "1.0"})
     posted = await client.chat_postMessage(**params)  # an event came from it: it exists
