@@ -151,15 +151,17 @@ async def measure(runs: int, postgres: str | None) -> list[tuple[str, str, list[
     rows: list[tuple[str, str, list[float]]] = []
     scenarios = (("restart", restart_run), ("survivor", survivor_run))
     stores = ["sqlite", *(["postgres"] if postgres else [])]
-    async with bench_fakes() as bench:
-        for store in stores:
-            for name, run in scenarios:
-                seconds = []
-                for _ in range(runs):
+    for store in stores:
+        for name, run in scenarios:
+            seconds = []
+            for _ in range(runs):
+                # Fresh fakes per run: Slack's rate limits, which the fake enforces, must
+                # not carry over from one run's edits to the next run's recovery edit.
+                async with bench_fakes() as bench:
                     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
                         url = await database_url(store, Path(tmp), postgres)
                         seconds.append(await run(bench, url, Path(tmp)))
-                rows.append((store, name, seconds))
+            rows.append((store, name, seconds))
     return rows
 
 
