@@ -32,6 +32,7 @@ from bridge.discord.connect import api_base, resolve_gateway, use_gateway
 from bridge.discord.context import message_context, reply_chain, thread_history
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
 from bridge.discord.pacing import GlobalBudget
+from bridge.discord.private import PrivateSurface, Sharing, share_button_type
 from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
     NO_MENTIONS,
@@ -45,6 +46,7 @@ from bridge.discord.tracing import metrics_trace
 from bridge.errors import BridgeError, ConfigError, PlatformError
 from bridge.model import Question, ThreadKey
 from bridge.pools import PoolSizes, observe_pool_waits, pool_connector
+from bridge.private import ShareBook, private_key
 from bridge.relay import Relay
 from bridge.surface import ReplySurface
 from bridge.tasks import TaskOwner
@@ -182,6 +184,8 @@ class DiscordAdapter:
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=MAX_RATE_LIMIT_WAIT,
         )
+        self._sharing = Sharing(ShareBook(), self._limits)
+        self._client.add_dynamic_items(share_button_type(self._sharing.share))
         self._tree = app_commands.CommandTree(self._client)
         self._register_commands()
         self._connection: asyncio.Task[None] | None = None
@@ -278,9 +282,13 @@ class DiscordAdapter:
 
     def _register_commands(self) -> None:
         @self._tree.command(name="ask", description=ASK_DESCRIPTION)
-        @app_commands.describe(question="What do you want to know?")
-        async def ask(interaction: discord.Interaction, question: str) -> None:
-            await self.handle_ask(interaction, question)
+        @app_commands.describe(
+            question="What do you want to know?", private="Only you see the answer"
+        )
+        async def ask(
+            interaction: discord.Interaction, question: str, private: bool = False
+        ) -> None:
+            await self.handle_ask(interaction, question, private=private)
 
         @self._tree.command(name="reset", description=RESET_DESCRIPTION)
         async def reset(interaction: discord.Interaction) -> None:
@@ -311,20 +319,28 @@ class DiscordAdapter:
             ", ".join(f"/{command.name}" for command in synced),
         )
 
-    async def handle_ask(self, interaction: discord.Interaction, question: str) -> None:
-        """`/ask`: acknowledge at once ("thinking…"), then answer in the response."""
+    async def handle_ask(
+        self, interaction: discord.Interaction, question: str, *, private: bool = False
+    ) -> None:
+        """`/ask`: acknowledge at once ("thinking…"), then answer in the response; with
+        `private`, only the asker sees it (a conversation of its own, see bridge.private)."""
         key = self._interaction_key(interaction)
         if key is None:
             await self._tell(interaction, DMS_DISABLED_TEXT)
             return
         try:
-            await guarded(interaction.response.defer(thinking=True))
+            await guarded(interaction.response.defer(thinking=True, ephemeral=private))
         except BridgeError as exc:
             log.warning("could not acknowledge /ask: %s", exc)
             return
-        surface = InteractionSurface(
-            interaction, self._limits, on_post=self._remembering(key, interaction.channel)
-        )
+        surface: InteractionSurface
+        if private:
+            key = private_key(PLATFORM, key.workspace, key.channel, str(interaction.id))
+            surface = PrivateSurface(interaction, self._limits, self._sharing.book)
+        else:
+            surface = InteractionSurface(
+                interaction, self._limits, on_post=self._remembering(key, interaction.channel)
+            )
         self._submit(
             Question(
                 thread=key,

@@ -216,7 +216,8 @@ def _post_priority(kind: EditKind) -> Priority:
 
 class InteractionSurface(_DiscordText):
     """An answer to `/ask`: the deferred ("thinking…") original response is the first
-    message; parts beyond 2,000 characters are followup messages."""
+    message; parts beyond 2,000 characters are followup messages (ephemeral too when
+    the answer is private). Subclasses may add components to a message by kind."""
 
     def __init__(
         self,
@@ -224,27 +225,41 @@ class InteractionSurface(_DiscordText):
         limits: SurfaceLimits,
         *,
         on_post: Callable[[str], None] | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.limits = limits
         self._interaction = interaction
         self._original_id: str | None = None
         self._on_post = on_post
+        self._ephemeral = ephemeral
 
     @property
     def channel(self) -> str:
         return str(self._interaction.channel_id)
 
+    def components(self, kind: EditKind) -> dict[str, discord.ui.View]:
+        """Extra keyword arguments (a `view`) for a message of `kind`; none here."""
+        return {}
+
     async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         interaction = self._interaction
+        extra = self.components(kind)
         if self._original_id is None:
             sent = await guarded(
-                interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+                interaction.edit_original_response(
+                    content=text, allowed_mentions=NO_MENTIONS, **extra
+                )
             )
             self._original_id = str(sent.id)
         else:
             sent = await guarded(
                 interaction.followup.send(
-                    text, allowed_mentions=NO_MENTIONS, suppress_embeds=True, wait=True
+                    text,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                    wait=True,
+                    ephemeral=self._ephemeral,
+                    **extra,
                 ),
                 repeatable=False,
             )
@@ -256,14 +271,17 @@ class InteractionSurface(_DiscordText):
         self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
     ) -> None:
         interaction = self._interaction
+        extra = self.components(kind)
         if message_id == self._original_id:
             await guarded(
-                interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+                interaction.edit_original_response(
+                    content=text, allowed_mentions=NO_MENTIONS, **extra
+                )
             )
         else:
             await guarded(
                 interaction.followup.edit_message(
-                    int(message_id), content=text, allowed_mentions=NO_MENTIONS
+                    int(message_id), content=text, allowed_mentions=NO_MENTIONS, **extra
                 )
             )
 

@@ -65,7 +65,9 @@ RESPONSE_DEFERRED_CHANNEL_MESSAGE = 5
 CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD, CHANNEL_FORUM = 0, 1, 11, 15
 MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
 INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_MESSAGE_COMPONENT = 3
 INTERACTION_MODAL_SUBMIT = 5
+COMPONENT_BUTTON = 2
 COMMAND_CHAT_INPUT, COMMAND_MESSAGE = 1, 3
 OPTION_STRING, OPTION_BOOLEAN = 3, 5
 RESPONSE_MODAL = 9
@@ -461,7 +463,15 @@ class FakeDiscord:
         data = self._command_data(name, options or {}, channel.get("guild_id"))
         return await self._interact(INTERACTION_APPLICATION_COMMAND, data, channel_id, user)
 
-    async def _interact(self, kind: int, data: Json, channel_id: str, user: Json | None) -> Json:
+    async def _interact(
+        self,
+        kind: int,
+        data: Json,
+        channel_id: str,
+        user: Json | None,
+        *,
+        message: Json | None = None,
+    ) -> Json:
         """Dispatch an interaction of `kind` by `user` (alice) in `channel_id`."""
         user = user or self.alice
         token = f"itoken-{self.next_id()}"
@@ -481,6 +491,8 @@ class FakeDiscord:
             "entitlements": [],
             "authorizing_integration_owners": {},
         }
+        if message is not None:
+            interaction["message"] = message
         guild_id = channel.get("guild_id")
         if guild_id:
             interaction["guild_id"] = guild_id
@@ -514,6 +526,28 @@ class FakeDiscord:
             "resolved": {"messages": {message_id: dict(message)}},
         }
         return await self._interact(INTERACTION_APPLICATION_COMMAND, data, channel_id, user)
+
+    async def press_button(
+        self, message_id: str, custom_id: str, *, user: Json | None = None
+    ) -> Json:
+        """A person presses button `custom_id` on a bot message (ephemeral ones too)."""
+        message = self.messages[message_id]
+        data = {"custom_id": custom_id, "component_type": COMPONENT_BUTTON}
+        interaction = await self._interact(
+            INTERACTION_MESSAGE_COMPONENT, data, message["channel_id"], user, message=message
+        )
+        return interaction
+
+    def buttons(self, message_id: str) -> list[Json]:
+        """The buttons on a message, in order."""
+        rows = self.messages[message_id].get("components") or []
+        return [
+            c for row in rows for c in row.get("components", []) if c["type"] == COMPONENT_BUTTON
+        ]
+
+    def public_messages_in(self, channel_id: str) -> list[Json]:
+        """Bot messages everyone in the channel sees (ephemeral ones left out)."""
+        return [m for m in self.bot_messages_in(channel_id) if not m["flags"] & FLAG_EPHEMERAL]
 
     def modal_of(self, token: str) -> Json | None:
         """The modal an interaction was answered with (callback type 9), if any."""
@@ -789,6 +823,7 @@ class FakeDiscord:
             flags=int(body.get("flags") or 0),
         )
         message["allowed_mentions"] = body.get("allowed_mentions")
+        message["components"] = body.get("components") or []
         self.messages[message["id"]] = message
         return message
 
@@ -815,7 +850,10 @@ class FakeDiscord:
         if "content" in body:
             message["content"] = body["content"] or ""
         flags = int(body["flags"] or 0) if "flags" in body else message["flags"]
+        flags = (flags & ~FLAG_EPHEMERAL) | (message["flags"] & FLAG_EPHEMERAL)  # fixed
         message["flags"] = flags & ~FLAG_LOADING  # an edit ends the "thinking…" state
+        if "components" in body:
+            message["components"] = body["components"] or []
         message["edited_timestamp"] = _now()
         message["allowed_mentions"] = body.get("allowed_mentions")
         return _json_response(message)
