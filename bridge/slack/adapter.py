@@ -37,6 +37,7 @@ from bridge.slack.budget import POST, UPDATE, SlackRates, WorkspaceBudgets
 from bridge.slack.events import PLATFORM, Incoming, Route, route_event
 from bridge.slack.interactions import FeedbackButtons, SlackInteractions
 from bridge.slack.oauth import SlackOAuth
+from bridge.slack.private import PrivateAsk
 from bridge.slack.shortcuts import AskAboutMessage
 from bridge.slack.surface import (
     NativeStreaming,
@@ -184,6 +185,7 @@ class SlackAdapter:
         self._app.event("assistant_thread_context_changed")(self._on_ignored_event)
         identity = lambda: (self._bot_user_id, self._bot_id)  # noqa: E731 (known after start)
         AskAboutMessage(self._api, self.answer_at, identity).register(self._app)
+        PrivateAsk(self._api, self._relay.submit, session).register(self._app)
         self._socket: AsyncSocketModeHandler | None = None
         self._bot_user_id = ""
         self._bot_id = ""

@@ -107,6 +107,9 @@ REPLIES_PAGE = 1000
 TRIGGER_SECONDS = 3.0
 # Slack's documented bound on a modal's private_metadata.
 PRIVATE_METADATA_LIMIT = 3000
+# "You can use a response_url up to 5 times within 30 minutes" (Slack's interactivity docs).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
 # How long helpers wait for a condition before failing the test.
 DEFAULT_WAIT_SECONDS = 15.0
 RECHECK_SECONDS = 0.05
@@ -154,6 +157,22 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> di
         "X-Slack-Signature": f"v0={digest}",
         "Content-Type": "application/json",
     }
+
+
+@dataclass
+class ResponseUrl:
+    """One response_url: every post it received, and the ephemeral messages it shows
+    (each a posted body; `text_of` gives the visible text)."""
+
+    channel: str
+    issued: float
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def text_of(message: dict[str, Any]) -> str:
+        blocks = [b for b in message.get("blocks") or () if b.get("type") == "markdown"]
+        return "".join(b["text"] for b in blocks) if blocks else str(message.get("text", ""))
 
 
 def ts_key(ts: str) -> tuple[int, int]:
@@ -277,6 +296,7 @@ class FakeSlack(SlackInteractivity):
         self._method_errors: dict[str, str] = {}  # method -> error every call gets
         self._triggers: dict[str, float] = {}  # trigger_id -> when it was issued
         self.views: dict[str, dict[str, Any]] = {}  # view id -> the view as opened
+        self.response_urls: dict[str, ResponseUrl] = {}  # token -> what was posted there
         self._counts: dict[str, int] = {}
         self.limits = (limits or SlackLimits(speed=speed)) if enforce_limits else None
         self._ts = itertools.count(1)
@@ -300,6 +320,7 @@ class FakeSlack(SlackInteractivity):
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/link/", self._socket_mode)
         app.router.add_get("/oauth/v2/authorize", self._authorize_page)
+        app.router.add_post("/response/{token}", self._response_url)
         self._runner, self.port = await serve_app(app)
         return self
 
@@ -437,6 +458,101 @@ class FakeSlack(SlackInteractivity):
             "response_url": f"{self.url}/response/{uuid.uuid4().hex}",
             "token": "verification-token-unused",
         }
+
+    # Interactivity: slash commands, response_url, buttons -----------------------------------
+
+    def _new_response_url(self, channel: str) -> str:
+        token = uuid.uuid4().hex
+        self.response_urls[token] = ResponseUrl(channel=channel, issued=time.monotonic())
+        return f"{self.url}/response/{token}"
+
+    def slash_command(
+        self, command: str, text: str, *, channel: str = "C1", user: str = "U1"
+    ) -> dict[str, Any]:
+        """The payload of a person running a slash command (Socket Mode `slash_commands`)."""
+        self.channels.add(channel)
+        return {
+            "token": "verification-token-unused",
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "AFAKE",
+            "is_enterprise_install": "false",
+            "response_url": self._new_response_url(channel),
+            "trigger_id": self._trigger(),
+        }
+
+    async def send_slash_command(self, payload: dict[str, Any]) -> str:
+        await self.wait_until(lambda: bool(self._sockets))
+        return await self.socket_mode.send(payload, kind="slash_commands")
+
+    def response_url_of(self, payload: dict[str, Any]) -> ResponseUrl:
+        """What was posted to a payload's response_url."""
+        return self.response_urls[str(payload["response_url"]).rsplit("/", 1)[-1]]
+
+    def button_press(
+        self, payload: dict[str, Any], action_id: str, *, user: str = "U1"
+    ) -> dict[str, Any]:
+        """A `block_actions` payload: `user` presses button `action_id` on the ephemeral
+        message shown through `payload`'s response_url (a fresh response_url comes with it)."""
+        shown = self.response_url_of(payload)
+        message = shown.messages[-1]
+        button = next(
+            element
+            for block in message.get("blocks") or ()
+            if block.get("type") == "actions"
+            for element in block["elements"]
+            if element.get("action_id") == action_id
+        )
+        return {
+            "type": "block_actions",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": self._actor(user),
+            "channel": {"id": shown.channel, "name": "general"},
+            "container": {"type": "message", "channel_id": shown.channel, "is_ephemeral": True},
+            "trigger_id": self._trigger(),
+            "response_url": self._new_response_url(shown.channel),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "actions",
+                    "value": button.get("value"),
+                    "text": button.get("text"),
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        """A response_url: at most RESPONSE_URL_USES posts within RESPONSE_URL_SECONDS;
+        `replace_original` replaces the latest message shown through it."""
+        shown = self.response_urls.get(request.match_info["token"])
+        if shown is None:
+            return web.Response(status=404, text="invalid_token")
+        body = await request.json()
+        shown.posts.append(body)
+        try:
+            if len(shown.posts) > RESPONSE_URL_USES:
+                return web.Response(status=404, text="used_url")
+            if time.monotonic() - shown.issued > RESPONSE_URL_SECONDS:
+                return web.Response(status=404, text="expired_url")
+            try:
+                self._visible_text(body)
+            except _Refusal as refusal:
+                return web.Response(status=400, text=refusal.error)
+            if body.get("replace_original") and shown.messages:
+                shown.messages[-1] = body
+            else:
+                shown.messages.append(body)
+            return web.Response(status=200, text="ok")
+        finally:
+            self._notify()
 
     def view_submission(
         self, view_id: str, text: str | None = None, *, user: str = "U1"

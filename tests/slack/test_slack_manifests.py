@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bridge.slack.private import ASK_COMMAND
 from bridge.slack.shortcuts import SHORTCUT_CALLBACK_ID
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -101,3 +102,14 @@ def test_http_manifest_has_the_oauth_redirect_and_the_scopes_the_install_asks_fo
     [redirect] = manifest["oauth_config"]["redirect_urls"]
     assert redirect.startswith("https://") and redirect.endswith(REDIRECT_PATH)
     assert set(BOT_SCOPES) == set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+@pytest.mark.parametrize("name", ["slack.yaml", "slack-http.yaml"])
+def test_manifest_carries_the_private_ask_command(name: str) -> None:
+    [command] = load(name)["features"]["slash_commands"]
+    assert command["command"] == ASK_COMMAND and command["should_escape"] is False
+    assert command["description"] and command["usage_hint"]
+    if name == "slack-http.yaml":
+        assert command["url"].endswith("/slack/events")
+    else:
+        assert "url" not in command
