@@ -43,7 +43,7 @@ from bridge.slack.api import SlackApi
 from bridge.slack.events import PLATFORM
 from bridge.slack.surface import MAX_MESSAGE_CHARS, message_fields, slack_sources_block
 from bridge.splitting import split_message
-from bridge.surface import EditKind, ReplySurface, SurfaceLimits
+from bridge.surface import Draft, EditKind, ReplySurface, SurfaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class ResponseUrlSurface:
         """How many times the response_url was used."""
         return self._uses
 
-    async def post(self, text: str, *, kind: EditKind) -> str:
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
+        """A new part (the response_url never makes a call wait: `text` is the newest)."""
         self._count += 1
         message_id = f"{self._share_id}.{self._count}"
         self._copy.shown(message_id, text)
@@ -120,7 +121,9 @@ class ResponseUrlSurface:
         self._keep(kind)
         return message_id
 
-    async def edit(self, message_id: str, text: str, *, kind: EditKind) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
         self._copy.shown(message_id, text)
         self._keep(kind)
         if message_id in self._unshown:
