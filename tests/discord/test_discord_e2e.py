@@ -47,6 +47,10 @@ async def running_bridge(
             yield adapter, runtime
             if fake.permissions == ALL_PERMISSIONS:  # with every permission, no rule of
                 assert not fake.refusals, fake.refusals  # Discord's refuses the bridge
+            # The bridge paces itself (global budget, discord.py's route buckets): the
+            # enforcing fake never had to send a 429 the test did not inject.
+            if fake.limits is not None:
+                assert (fake.limits.global_hits, fake.limits.route_hits) == (0, 0)
         finally:
             await runtime.relay.drain(5.0)
             await adapter.stop()
