@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -31,6 +33,8 @@ from bridge.testing.mock_backend import MockBackend
 CONSOLE_LIMITS = SurfaceLimits(max_message_chars=100_000, min_edit_interval=0.1)
 DEMO_THREAD = ThreadKey(platform="console", workspace="local", channel="terminal", thread="demo")
 DEMO_QUESTION = "What can you do, and where do your answers come from?"
+PROMPT_HELP = "Type a question; 'reset' starts a new conversation; Ctrl-D quits.\n\n"
+EXIT_INTERRUPTED = 130  # as for any program ended by Ctrl-C (128 + SIGINT)
 RESET_WORDS = frozenset({"reset", "/reset"})
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit"})
 # Backend text could carry terminal escape sequences; keep newlines and tabs only.
@@ -47,6 +51,7 @@ class ConsoleSurface:
         self._live = live
         self._messages: dict[str, str] = {}
         self._drawn_rows = 0
+        self._stopped = False
         self.edits = 0
 
     @property
@@ -55,13 +60,16 @@ class ConsoleSurface:
 
     async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
         message_id = str(len(self._messages) + 1)
-        self._messages[message_id] = text
-        self._redraw()
+        if not self._stopped:
+            self._messages[message_id] = text
+            self._redraw()
         return message_id
 
     async def edit(
         self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
     ) -> None:
+        if self._stopped:
+            return
         self._messages[message_id] = text
         self.edits += 1
         self._redraw()
@@ -74,6 +82,14 @@ class ConsoleSurface:
 
     async def close(self) -> None:
         """Nothing to release; the final text is printed by `print_final` when piped."""
+
+    def stop(self) -> None:
+        """Ctrl-C: keep what is shown (printing it when piped) and draw nothing more. The
+        relay still ends the answer as interrupted, with the chat platforms' notice
+        ("interrupted by a restart"), which is not what happened in a terminal."""
+        if not self._live:
+            self._out.write(self._text() + "\n")
+        self._stopped = True
 
     def print_final(self) -> None:
         """When not live, print what the reply ended as (live output is already there)."""
@@ -129,6 +145,7 @@ class ConsoleChat:
         self._out = out
         self._live = live
         self._turn = 0
+        self._answering: ConsoleSurface | None = None
 
     async def ask(self, text: str) -> Outcome:
         self._turn += 1
@@ -140,9 +157,23 @@ class ConsoleChat:
             event_id=f"console-{self._turn}",
             is_dm=True,
         )
-        outcome = await self._relay.answer(question, surface)
+        self._answering = surface
+        try:
+            outcome = await self._relay.answer(question, surface)
+        finally:
+            self._answering = None
         surface.print_final()
         return outcome
+
+    def stop(self) -> None:
+        """Ctrl-C: stop drawing the answer in progress, if any, and say how it ended."""
+        if self._answering is None:
+            self._out.write("\n")  # end the prompt's line
+        else:
+            self._answering.stop()
+            after_echo = "\n" if self._live else ""  # the terminal echoed ^C on a new line
+            self._out.write(f"{after_echo}(stopped by Ctrl-C; the answer was not finished)\n")
+        self._out.flush()
 
     async def reset(self) -> None:
         await self._relay.reset(DEMO_THREAD)
@@ -152,8 +183,21 @@ class ConsoleChat:
 async def run_demo(
     *, backend: str = "wonderchat", once: str | None = None, delay: float = 0.04
 ) -> int:
-    """`bridge demo`: start the mock backend and chat with it through the real relay."""
+    """`bridge demo`: start the mock backend and chat with it through the real relay.
+
+    Returns 0 when done, 1 when the `--once` answer failed, 130 after Ctrl-C."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    ctrl_c = _CtrlC(asyncio.current_task())
+    try:
+        with ctrl_c:
+            return await _demo(backend, once, delay, ctrl_c)
+    except asyncio.CancelledError:
+        if not ctrl_c.pressed:
+            raise
+        return EXIT_INTERRUPTED
+
+
+async def _demo(backend: str, once: str | None, delay: float, ctrl_c: _CtrlC) -> int:
     out = sys.stdout
     live = out.isatty()
     with tempfile.TemporaryDirectory(prefix="bridge-demo-") as tmp:
@@ -161,19 +205,44 @@ async def run_demo(
             settings = demo_settings(backend, mock, Path(tmp) / "demo.db")
             async with open_runtime(settings) as runtime:
                 chat = ConsoleChat(runtime.relay, out, live=live)
-                out.write(
-                    f"bridge demo — offline, mock {backend} backend at {mock.url}\n"
-                    "Type a question; 'reset' starts a new conversation; Ctrl-D quits.\n\n"
-                )
+                ctrl_c.chat = chat
+                out.write(f"bridge demo — offline, mock {backend} backend at {mock.url}\n")
                 if once is not None:
-                    out.write(f"you> {once}\n")
+                    out.write(f"\nyou> {once}\n")
+                    out.flush()
                     outcome = await chat.ask(once)
                     conversation = await runtime.store.get_conversation(DEMO_THREAD)
                     if conversation is not None:
                         out.write(f"(conversation id: {conversation.conversation_id})\n")
                     return 0 if outcome is Outcome.DONE else 1
+                out.write(PROMPT_HELP)
                 await _interactive(chat, out)
     return 0
+
+
+class _CtrlC:
+    """Ctrl-C ends the demo at once, and the terminal shows how: asyncio's own handling
+    would cancel the answer as a shutdown does, and print nothing after the prompt."""
+
+    def __init__(self, task: asyncio.Task[object] | None) -> None:
+        self._task = task
+        self.chat: ConsoleChat | None = None
+        self.pressed = False
+
+    def __enter__(self) -> _CtrlC:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._pressed)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+    def _pressed(self) -> None:
+        if self.pressed or self._task is None:
+            return
+        self.pressed = True
+        if self.chat is not None:
+            self.chat.stop()
+        self._task.cancel()
 
 
 async def _interactive(chat: ConsoleChat, out: TextIO) -> None:
@@ -201,7 +270,11 @@ async def _interactive(chat: ConsoleChat, out: TextIO) -> None:
 
 async def _read_line(prompt: str) -> str:
     """`input()` on a daemon thread: Ctrl-C at the prompt ends the demo at once, where an
-    executor thread would keep `asyncio.run` waiting for the next Enter."""
+    executor thread would keep `asyncio.run` waiting for the next Enter. Piped input is
+    read on the event loop instead: a daemon thread blocked in `sys.stdin.readline` holds
+    its lock, and Python aborts at exit when it finds it taken."""
+    if not sys.stdin.isatty():
+        return await _PIPED_STDIN.line(prompt)
     loop = asyncio.get_running_loop()
     line: asyncio.Future[str] = loop.create_future()
 
@@ -222,3 +295,35 @@ async def _read_line(prompt: str) -> str:
 
     threading.Thread(target=read, name="demo-input", daemon=True).start()
     return await line
+
+
+class _PipedStdin:
+    """Lines of piped stdin, read on the event loop: no thread, no lock held."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()  # read beyond the last line returned
+
+    async def line(self, prompt: str) -> str:
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        loop = asyncio.get_running_loop()
+        fd = sys.stdin.fileno()
+        while b"\n" not in self._buffer:
+            readable = loop.create_future()
+            loop.add_reader(fd, readable.set_result, None)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                if not self._buffer:
+                    raise EOFError
+                break
+            self._buffer.extend(chunk)
+        line, _newline, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer[:] = rest
+        return line.decode(errors="replace")
+
+
+_PIPED_STDIN = _PipedStdin()

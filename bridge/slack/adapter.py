@@ -425,4 +425,7 @@ class SlackAdapter:
             log.warning("could not set suggested prompts: %s", exc)
 
     async def _on_ignored_event(self) -> None:
-        """Subscribed for the assistant pane; acknowledged, nothing to do."""
+        """`assistant_thread_context_changed` (the channel a person views beside the
+        assistant pane): the manifests no longer subscribe to it, since answers do not
+        depend on it; apps created from older manifests still send it, and are
+        acknowledged without a warning from bolt about an unhandled event."""

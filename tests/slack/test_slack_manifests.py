@@ -21,7 +21,6 @@ EVENT_SCOPES = {
     "message.groups": "groups:history",
     "message.mpim": "mpim:history",
     "assistant_thread_started": "assistant:write",
-    "assistant_thread_context_changed": "assistant:write",
 }
 # Web API methods the bridge calls need these (chat.* streaming included); shortcuts and
 # slash commands need `commands`.
