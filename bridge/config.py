@@ -216,7 +216,7 @@ class Settings(BaseSettings):
 
     @field_validator("wonderchat_api_url", "widget_api_url", "slack_api_url", "discord_api_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _api_url(cls, value: str | None) -> str | None:
         return check_url(value, HTTP_SCHEMES)
 
     @field_validator("discord_gateway_url")
