@@ -30,7 +30,9 @@ def pool_waits(pool: str, longer_than: float = 0.0) -> float:
 
 
 async def test_150_streams_through_a_10_connection_pool_all_answer(tmp_path: Path) -> None:
-    async with MockBackend(delay=0.0) as mock:
+    # 65 chunks 1 ms apart: every stream holds its connection for over 65 ms, so the
+    # 15th wave of streams waits over 0.9 s for one, beyond the connect timeout.
+    async with MockBackend(delay=0.001) as mock:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             bridge_backend="wonderchat",
