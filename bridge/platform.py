@@ -28,6 +28,9 @@ class PlatformAdapter(Protocol):
         """True while connected and able to receive events (used by /readyz)."""
         ...
 
-    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
-        """Replace the text of one of the bot's earlier messages."""
+    async def edit_message(
+        self, channel: str, message_id: str, text: str, *, workspace: str = ""
+    ) -> None:
+        """Replace the text of one of the bot's earlier messages (`workspace`: the Slack
+        team or Discord guild it is in, for a bot installed in several)."""
         ...

@@ -115,4 +115,9 @@ class ReplyEditor(Protocol):
     Used at start-up to mark answers a crash interrupted, and on shutdown.
     """
 
-    async def edit_message(self, channel: str, message_id: str, text: str) -> None: ...
+    async def edit_message(
+        self, channel: str, message_id: str, text: str, *, workspace: str = ""
+    ) -> None:
+        """`workspace`: the Slack team / Discord guild of the message (Slack OAuth mode
+        answers with that team's token)."""
+        ...

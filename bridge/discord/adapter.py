@@ -272,8 +272,11 @@ class DiscordAdapter:
         if self._previous_api_base is not None:
             discord.http.Route.BASE = self._previous_api_base
 
-    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
-        """Edit one of the bot's earlier messages (crash recovery, shutdown)."""
+    async def edit_message(
+        self, channel: str, message_id: str, text: str, *, workspace: str = ""
+    ) -> None:
+        """Edit one of the bot's earlier messages (crash recovery, shutdown); one bot
+        token serves every guild, so `workspace` is not needed."""
         messageable = self._client.get_partial_messageable(int(channel))
         message = messageable.get_partial_message(int(message_id))
         await guarded(message.edit(content=text, allowed_mentions=NO_MENTIONS))

@@ -61,7 +61,9 @@ class Recovery:
                 continue  # finished meanwhile, or another process recovered it first
             recovered += 1
             if editor is not None and turn.reply_channel and turn.reply_message_ids:
-                await _edit_interrupted(editor, turn.reply_channel, turn.reply_message_ids[-1])
+                await _edit_interrupted(
+                    editor, turn.reply_channel, turn.reply_message_ids[-1], turn.thread.workspace
+                )
         if recovered:
             log.info("marked %d answers from an earlier process as interrupted", recovered)
         return recovered
@@ -91,13 +93,17 @@ class Recovery:
             await asyncio.sleep(self._interval)
 
 
-async def _edit_interrupted(editor: ReplyEditor, channel: str, message_id: str) -> None:
+async def _edit_interrupted(
+    editor: ReplyEditor, channel: str, message_id: str, workspace: str
+) -> None:
     """Say "interrupted" in a stale reply: waits out a few rate limits, each attempt
     bounded; one reply that cannot be edited must not stop recovery of the others."""
     for _ in range(RECOVERY_EDIT_ATTEMPTS):
         try:
             async with asyncio.timeout(RECOVERY_EDIT_TIMEOUT_SECONDS):
-                await editor.edit_message(channel, message_id, INTERRUPTED_NOTICE)
+                await editor.edit_message(
+                    channel, message_id, INTERRUPTED_NOTICE, workspace=workspace
+                )
             return
         except PlatformRateLimited as exc:
             await asyncio.sleep(min(exc.retry_after, RECOVERY_EDIT_TIMEOUT_SECONDS))

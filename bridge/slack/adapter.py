@@ -277,16 +277,20 @@ class SlackAdapter:
         session = client.current_session
         return not client.closed and session is not None and not session.closed
 
-    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
-        """Replace one of the bot's messages (crash recovery); ends a stream left open."""
+    async def edit_message(
+        self, channel: str, message_id: str, text: str, *, workspace: str = ""
+    ) -> None:
+        """Replace one of the bot's messages (crash recovery); ends a stream left open.
+        In OAuth mode `workspace` picks the team whose token may edit it."""
         fields = message_fields(neutralize_slack(text))
-        update = {"team_id": self._team_id, "budget": UPDATE, "channel": channel, "ts": message_id}
+        team_id = workspace or self._team_id
+        update = {"team_id": team_id, "budget": UPDATE, "channel": channel, "ts": message_id}
         try:
             await self._api.call("chat.update", **update, **fields)
         except SlackCallError as exc:
             if exc.error != "streaming_state_conflict":
                 raise
-            await self._api.call("chat.stopStream", channel=channel, ts=message_id)
+            await self._api.call("chat.stopStream", team_id=team_id, channel=channel, ts=message_id)
             await self._api.call("chat.update", **update, **fields)
 
     # HTTP Events API -------------------------------------------------------------------

@@ -66,5 +66,7 @@ class RecordingEditor:
 
     edits: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def edit_message(self, channel: str, message_id: str, text: str) -> None:
+    async def edit_message(
+        self, channel: str, message_id: str, text: str, *, workspace: str = ""
+    ) -> None:
         self.edits.append((channel, message_id, text))

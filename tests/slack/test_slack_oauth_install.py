@@ -24,6 +24,9 @@ from cryptography.fernet import Fernet
 
 from bridge.app import Services, plan_platforms
 from bridge.config import Settings, load_settings
+from bridge.model import Question, ThreadKey
+from bridge.render import INTERRUPTED_NOTICE
+from bridge.store import open_store
 from bridge.testing.browser import Chromium, Page
 from bridge.testing.fake_slack import FakeSlack, signed_headers
 from bridge.testing.mock_backend import MockBackend
@@ -121,6 +124,21 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
             await runner.cleanup()
 
 
+async def leave_stale_turn(bridge: Deployment, reply_ts: str) -> None:
+    """A turn of a process that stopped mid-answer, whose reply is `reply_ts` in TEAM."""
+    store = await open_store(bridge.settings.database_url)
+    try:
+        thread = ThreadKey("slack", TEAM, "C1", "1.000001")
+        question = Question(thread=thread, user_id="U1", text="cut off", event_id="EvDEAD")
+        await store.claim_turn(question, backend="wonderchat", owner="a-process-that-died")
+        await store.update_turn(
+            "slack", "EvDEAD", status="streaming", reply_channel="C1", reply_message_ids=[reply_ts]
+        )
+        await store.sign_off("a-process-that-died")  # gone: its turns are orphans at once
+    finally:
+        await store.close()
+
+
 def mention(slack: FakeSlack, text: str, ts: str, team: str = TEAM) -> dict[str, Any]:
     return {
         "type": "app_mention",
@@ -174,6 +192,15 @@ async def test_install_in_a_browser_then_answer_with_the_workspace_token_until_u
         replies = [c for c in bridge.slack.calls[before:] if c.method.startswith("chat.")]
         assert replies and all(call in bridge.slack.calls_with_token(second) for call in replies)
         assert {team for _, team, _, _ in bridge.rows()} == {TEAM, "TTWO"}
+
+        # An answer cut off in this workspace is marked interrupted with its own token.
+        [reply] = bridge.slack.replies("C1", "1.000001")
+        await leave_stale_turn(bridge, reply.ts)
+        await bridge.slack.wait_until(lambda: INTERRUPTED_NOTICE in reply.text, within=30)
+        [edit] = [c for c in bridge.slack.calls_to("chat.update") if c.params["ts"] == reply.ts][
+            -1:
+        ]
+        assert edit in bridge.slack.calls_with_token(token)
 
         # Uninstall: Slack revokes the token and says so; the installation is deleted.
         bridge.slack.oauth.revoke(TEAM)
