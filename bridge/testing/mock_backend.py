@@ -66,6 +66,7 @@ SCENARIOS = frozenset(
         "hostile-sources",
         "empty",
         "terse",
+        "echo-context",
     }
 )
 _MARKER = re.compile(r"\[mock:([a-z0-9-]+)\]")
@@ -352,6 +353,8 @@ class MockBackend:
         turn = self._chatlog_turns.get(chatlog_id, 0) + 1
         self._chatlog_turns[chatlog_id] = turn
         plan = self._plan(scenario, question, turn)
+        if scenario == "echo-context":
+            plan = replace(plan, text=_echo(body.get("context")))
         final = {
             "id": "cm" + secrets.token_hex(12),
             "response": plan.text,
@@ -391,6 +394,9 @@ class MockBackend:
         response_id = "resp_" + secrets.token_hex(5)
         self._response_turns[response_id] = turn
         plan = self._plan(scenario, question, turn)
+        if scenario == "echo-context":
+            earlier = [m.get("content") for m in body["messages"][:-1] if isinstance(m, dict)]
+            plan = replace(plan, text=_echo("\n".join(str(c) for c in earlier)))
         model = body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL_NAME
         frames = _WidgetFrames(response_id, model, plan.statuses)
         return await self._play(request, question, plan, frames)
@@ -520,6 +526,13 @@ def _unknown_response(response_id: Any) -> dict[str, Any]:
             "code": "previous_response_not_found",
         }
     }
+
+
+def _echo(context: Any) -> str:
+    """The `echo-context` answer: the earlier messages / context the request carried,
+    repeated verbatim (what a careless chatbot might do with other people's text)."""
+    shown = context if isinstance(context, str) and context else "(no context)"
+    return f"You showed me:\n\n{shown}"
 
 
 def _last_user_message(body: Any) -> str | None:

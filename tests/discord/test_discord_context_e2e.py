@@ -110,3 +110,29 @@ async def test_history_refused_still_answers(
             await fake.wait_for(lambda: final_answer(fake, thread_id), within=20)
         assert "context" not in mock.requests[0].json
         assert "earlier messages not sent" in caplog.text and "permission" in caplog.text
+
+
+async def test_echoed_history_never_pings(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path, discord_message_content=True):
+        thread_id = await fake.user_thread("Deploy trouble")
+        fake.store_user_message(
+            thread_id,
+            f"@everyone @here <@{fake.bob['id']}> <@&{fake.guild_id}> look",
+            mentions=[fake.bob],
+        )
+        await fake.user_message(thread_id, "[mock:echo-context] repeat", mention_bot=True)
+
+        def echoed() -> list[dict[str, Any]]:
+            return [
+                m
+                for m in fake.bot_messages_in(thread_id)
+                if "look" in m["content"] and "▌" not in m["content"]
+            ]
+
+        [reply] = await fake.wait_for(echoed, within=20)
+        text = reply["content"]
+        assert "everyone" in text and "bob" in text  # the history was echoed
+        assert "<@" not in text and reply["allowed_mentions"] == {"parse": []}
+        assert all(text[i + 1] == "\u200b" for i, c in enumerate(text) if c == "@")

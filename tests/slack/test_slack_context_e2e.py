@@ -116,3 +116,23 @@ async def test_a_mention_starting_a_thread_sends_no_context(running_bridge: Star
         await bridge.answered("C1", mention.ts)
         assert "context" not in bridge.mock.requests[0].json
         assert not slack.calls_to("conversations.replies")
+
+
+@pytest.mark.parametrize("backend", ["wonderchat", "widget"])
+async def test_echoed_context_never_pings(running_bridge: StartBridge, backend: str) -> None:
+    """A chatbot that repeats the thread back (other people's mentions included) still
+    cannot make the bot ping anyone."""
+    async with running_bridge(backend=backend) as bridge:
+        slack = bridge.slack
+        parent = slack.add_user_message("C1", "<!channel> <!here> deploy is down", user="U2")
+        slack.add_user_message(
+            "C1", "cc <@U3|carol> <!subteam^S1|@oncall> <@U4>", user="U3", thread_ts=parent.ts
+        )
+        mention = slack.add_user_message(
+            "C1", f"<@{slack.bot_user_id}> [mock:echo-context] repeat", thread_ts=parent.ts
+        )
+        await bridge.deliver(slack.message_event(mention))
+        [answer] = await bridge.answered("C1", parent.ts)
+        assert "carol" in answer.text and "deploy is down" in answer.text  # it was echoed
+        assert "<!" not in answer.text and "<@" not in answer.text
+        assert all(answer.text[i + 1] == "\u200b" for i, c in enumerate(answer.text) if c == "@")
