@@ -17,7 +17,12 @@ from bridge.config import load_settings
 from bridge.discord import DiscordAdapter
 from bridge.errors import ConfigError, PlatformError
 from bridge.runtime import Runtime, open_runtime
-from bridge.testing.discord_rules import ALL_PERMISSIONS, CREATE_PUBLIC_THREADS
+from bridge.store import TurnStatus
+from bridge.testing.discord_rules import (
+    ALL_PERMISSIONS,
+    CREATE_PUBLIC_THREADS,
+    SEND_MESSAGES_IN_THREADS,
+)
 from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.mock_backend import MockBackend
 
@@ -206,6 +211,23 @@ async def test_no_thread_permission_falls_back_to_replies_that_continue(
     assert second["question"] == "replying to the answer"
     assert second["chatlogId"]
     assert_never_pings(fake)
+
+
+async def test_a_thread_the_bot_may_not_post_in_ends_the_turn_as_a_clear_error(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    fake.revoke(SEND_MESSAGES_IN_THREADS)  # an admin's choice: threads yes, posting no
+    async with running_bridge(fake, mock, tmp_path) as (_adapter, runtime):
+        question = await fake.user_message(fake.channel_id, "anyone?", mention_bot=True)
+        thread = await fake.wait_for(lambda: fake.threads.get(question["id"]))
+        await fake.wait_for(lambda: fake.refusals)
+        await runtime.relay.drain(CONDITION_WAIT)
+        turn = await runtime.store.get_turn("discord", question["id"])
+
+    assert [(r.status, r.code) for r in fake.refusals] == [(403, 50013)]
+    assert not fake.bot_messages_in(thread["id"])
+    assert turn is not None and turn.status == TurnStatus.ERROR
+    assert turn.error is not None and "lacks a permission" in turn.error
 
 
 async def test_without_content_intent_an_unpinging_reply_is_not_answered(
