@@ -25,6 +25,11 @@ SlackHTTPHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 READY = "ok"
 
+# Slack wants every event acknowledged within 3 s. One that arrives while the platforms
+# connect waits this long for the start (0.5 s are left for the network and the ack), so
+# the first question after a deploy is answered at once rather than a minute later.
+STARTING_HOLD_SECONDS = 2.5
+
 # Slack re-sends an event it got a non-2xx answer for on its own schedule (at once, after
 # 1 min, after 5 min) and ignores this header; it tells people and proxies how long a
 # start usually takes.
@@ -145,7 +150,9 @@ async def slack_not_configured(request: web.Request) -> web.StreamResponse:
 def slack_events_handler(signing_secret: str) -> SlackHTTPHandler:
     """`POST /slack/events`: the Slack adapter's handler once started. Before that the
     signature is still checked here (401 when wrong, as bolt would), and a genuine event
-    gets 503 so that Slack sends it again instead of it being lost."""
+    is held until the start completes (`STARTING_HOLD_SECONDS`), then handed to the
+    adapter; only a start that takes longer gets 503, so that Slack sends the event again
+    instead of it being lost."""
     from slack_sdk.signature import SignatureVerifier  # only Slack HTTP mode loads it
 
     verifier = SignatureVerifier(signing_secret)
@@ -154,12 +161,18 @@ def slack_events_handler(signing_secret: str) -> SlackHTTPHandler:
         handler = request.app[SERVICES].slack_http_handler
         if handler is not None:
             return await handler(request)
-        body = await request.read()
+        deadline = asyncio.get_running_loop().time() + STARTING_HOLD_SECONDS
+        body = await request.read()  # kept by aiohttp: the adapter reads it again
         if not verifier.is_valid_request(body, request.headers):
             raise web.HTTPUnauthorized(text="invalid Slack request signature")
-        challenge = _url_verification_challenge(body)
-        if challenge is not None:  # Slack checking the Request URL needs no platform
+        payload = _json_object(body)
+        challenge = payload.get("challenge") if payload.get("type") == "url_verification" else None
+        if isinstance(challenge, str):  # Slack checking the Request URL needs no platform
             return web.json_response({"challenge": challenge})
+        log.debug("Slack event %s held until the bridge has started", payload.get("event_id"))
+        handler = await _handler_once_started(request.app, deadline)
+        if handler is not None:
+            return await handler(request)
         raise web.HTTPServiceUnavailable(
             text="the bridge is starting; Slack will send this event again",
             headers={"Retry-After": str(STARTING_RETRY_AFTER_SECONDS)},
@@ -168,16 +181,24 @@ def slack_events_handler(signing_secret: str) -> SlackHTTPHandler:
     return slack_events
 
 
-def _url_verification_challenge(body: bytes) -> str | None:
-    """The `challenge` of a Slack `url_verification` request, else None."""
+async def _handler_once_started(app: web.Application, deadline: float) -> SlackHTTPHandler | None:
+    """The Slack handler if the start completes before `deadline` (loop time), else None
+    (still starting, or the start failed and the process is ending)."""
+    started = app[STARTED]
+    timeout = deadline - asyncio.get_running_loop().time()
+    await asyncio.wait({started}, timeout=max(timeout, 0))  # never cancels `started`
+    if not started.done() or started.cancelled() or started.exception() is not None:
+        return None
+    return app[SERVICES].slack_http_handler
+
+
+def _json_object(body: bytes) -> dict[str, object]:
+    """The request body as a JSON object, or {} (bolt answers anything else itself)."""
     try:
         payload = json.loads(body)
     except ValueError:
-        return None
-    if isinstance(payload, dict) and payload.get("type") == "url_verification":
-        challenge = payload.get("challenge")
-        return challenge if isinstance(challenge, str) else None
-    return None
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 async def slack_install(request: web.Request) -> web.StreamResponse:

@@ -321,7 +321,7 @@ async def test_run_connects_socket_mode_and_discord_and_stops_cleanly(
             assert secret not in process.text
 
 
-async def test_port_answers_while_slack_connects_and_early_events_are_sent_again(
+async def test_port_answers_while_slack_connects_and_early_events_are_held(
     gate: SlackGate,
     slack: FakeSlack,
     mock: MockBackend,
@@ -329,8 +329,9 @@ async def test_port_answers_while_slack_connects_and_early_events_are_sent_again
     tmp_path: Path,
 ) -> None:
     """The port is bound before the platforms connect (Heroku's R10 boot timeout): while
-    Slack is still connecting, /healthz is 200, /readyz names what is starting, and a
-    Slack event gets 503 so that Slack sends it again, which is answered once started."""
+    Slack is still connecting, /healthz is 200 and /readyz names what is starting. A
+    Slack event is held while the bridge starts and answered once, without a 503; only a
+    start slower than Slack's acknowledgement window gets 503, so Slack sends it again."""
     env = serve_env(slack, mock, tmp_path, SLACK_API_URL=gate.api_url)
     process = BridgeProcess("serve", env, tmp_path)
     try:
@@ -344,31 +345,38 @@ async def test_port_answers_while_slack_connects_and_early_events_are_sent_again
             503,
             {"status": "starting", "not_ready": {"slack": "connecting", "relay": "starting"}},
         )
-        mention = signed_mention(slack, "asked during start-up")
-        early = await post_event(session, process, mention, SIGNING_SECRET)
-        assert early.status == 503 and early.headers["Retry-After"] == str(
-            STARTING_RETRY_AFTER_SECONDS
-        )
-        assert (await post_event(session, process, mention, "f" * 32)).status == 401
-        assert not slack.calls_to("chat.postMessage")  # nothing answered before the start
+        slow = signed_mention(slack, "asked while the start is slow", ts="1700000050.000100")
+        assert (await post_event(session, process, slow, "f" * 32)).status == 401
         check = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
         verified = await post_event(session, process, check, SIGNING_SECRET)
         assert verified.status == 200  # Slack's Request URL check needs no platform
         assert await verified.json() == {"challenge": "c-123"}
+        # The gate stays shut longer than the hold: this one gets 503 (Slack retries it).
+        refused = await post_event(session, process, slow, SIGNING_SECRET)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == str(STARTING_RETRY_AFTER_SECONDS)
+        assert not slack.calls_to("chat.postMessage")  # nothing answered before the start
 
-        gate.opened.set()
-        await process.wait_for_status(session, "/readyz", 200)
-        again = await post_event(session, process, mention, SIGNING_SECRET)  # Slack's retry
-        assert again.status == 200, await again.text()
+        mention = signed_mention(slack, "asked during start-up")
+        held = asyncio.create_task(post_event(session, process, mention, SIGNING_SECRET))
+        await process.wait_for_log(f"Slack event {json.loads(mention)['event_id']} held")
+        gate.opened.set()  # the start completes within the hold
+        answered = await held
+        assert answered.status == 200, await answered.text()
         done = "Is there anything else I can help you with?"
-        await slack.wait_until(
-            lambda: any(done in t for t in reply_texts(slack, "1700000100.000100"))
-        )
+        thread_ts = "1700000100.000100"
+        await slack.wait_until(lambda: any(done in t for t in reply_texts(slack, thread_ts)))
+        assert len(reply_texts(slack, thread_ts)) == 1  # answered once: one reply
+        assert sum("asked during start-up" in q for q in sent_questions(mock)) == 1
         assert await process.terminate() == 0, process.text
     finally:
         await process.kill()
     assert "listening on 0.0.0.0:" in process.text
     assert "Traceback" not in process.text
+
+
+def sent_questions(mock: MockBackend) -> list[str]:
+    return [str((request.json or {}).get("question", "")) for request in mock.requests]
 
 
 @pytest.mark.parametrize("command", ["serve", "run"])
