@@ -126,7 +126,7 @@ class Settings(BaseSettings):
 
     # Relay behaviour
     bridge_edit_interval: float = Field(1.0, ge=0.05)
-    bridge_max_concurrency: int = Field(16, ge=1)
+    bridge_max_concurrency: int = Field(100, ge=1)  # measured: benchmarks/README.md
     bridge_user_rate_per_minute: int = Field(10, ge=0)
     bridge_max_question_chars: int = Field(4000, ge=1)
     bridge_drain_seconds: float = Field(25.0, ge=0)
