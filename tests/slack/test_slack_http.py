@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -51,6 +52,17 @@ async def post(
         session.post(url, data=body, headers=signed | headers) as response,
     ):
         return response.status, await response.text()
+
+
+async def post_form(url: str, fields: dict[str, str], *, secret: str = SECRET) -> int:
+    """POST signed form fields, as Slack sends slash commands and interactivity."""
+    body = urlencode(fields).encode()
+    headers = signed_headers(secret, body) | {"Content-Type": "application/x-www-form-urlencoded"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        return response.status
 
 
 def http_mode(running_bridge: StartBridge) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_slack_http import events_endpoint, http_mode, post_form
 
 from bridge.private import SHARE_LABEL, SHARED_NOTICE
 from bridge.slack.private import ASK_COMMAND, RESPONSE_URL_USES, SHARE_ACTION_ID
@@ -83,3 +84,15 @@ async def test_long_private_answer_in_parts_still_ends_within_the_allowance(
         assert len(shown.posts) <= RESPONSE_URL_USES
         assert len(shown.messages) >= 2  # more than one Slack message
         assert not any("▌" in ResponseUrl.text_of(m) for m in shown.messages)
+
+
+async def test_private_ask_over_signed_http(running_bridge: StartBridge) -> None:
+    """The HTTP manifest sends /ask to /slack/events, form-encoded and signed."""
+    async with http_mode(running_bridge) as bridge, events_endpoint(bridge) as url:
+        payload = bridge.slack.slash_command(ASK_COMMAND, "asked over http")
+        assert await post_form(url, payload) == 200
+        shown = bridge.slack.response_url_of(payload)
+        await bridge.slack.wait_until(
+            lambda: bool(shown.messages) and has_share_button(shown.messages[-1])
+        )
+        assert "asked over http" in ResponseUrl.text_of(shown.messages[-1])

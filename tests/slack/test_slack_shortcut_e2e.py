@@ -4,9 +4,11 @@ message as context, on both backends."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_slack_http import events_endpoint, http_mode, post_form
 
 from bridge.slack.shortcuts import DEFAULT_QUESTION, SHORTCUT_CALLBACK_ID
 
@@ -66,3 +68,20 @@ async def test_shortcut_in_a_known_thread_still_sends_the_message(
             {"role": "user", "content": "U1: It broke again at 10:02"},
             {"role": "user", "content": "Why at 10:02?"},
         ]
+
+
+async def test_shortcut_and_modal_over_signed_http(running_bridge: StartBridge) -> None:
+    """The HTTP manifest sends interactivity to /slack/events as a signed `payload` form."""
+    async with http_mode(running_bridge) as bridge, events_endpoint(bridge) as url:
+        slack = bridge.slack
+        message = slack.add_user_message("C1", "Over HTTP too", user="U2")
+
+        async def send(payload: dict[str, Any]) -> None:
+            assert await post_form(url, {"payload": json.dumps(payload)}) == 200
+
+        await send(slack.message_shortcut(message, SHORTCUT_CALLBACK_ID))
+        await slack.wait_until(lambda: bool(slack.views))
+        [view_id] = slack.views
+        await send(slack.view_submission(view_id))
+        await bridge.answered("C1", message.ts)
+        assert bridge.mock.requests[0].json["context"].endswith("U2: Over HTTP too")
