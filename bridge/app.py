@@ -265,7 +265,14 @@ def _build_adapters(
     if plan.discord:
         from bridge.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(runtime.settings, runtime.relay))
+        adapters.append(
+            DiscordAdapter(
+                runtime.settings,
+                runtime.relay,
+                feedback=runtime.feedback,
+                handoffs=runtime.handoffs,
+            )
+        )
     return adapters, slack_http_handler
 
 

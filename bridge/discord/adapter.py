@@ -31,6 +31,7 @@ from bridge.discord.ask_message import ask_menu
 from bridge.discord.connect import api_base, resolve_gateway, use_gateway
 from bridge.discord.context import message_context, reply_chain, thread_history
 from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_name
+from bridge.discord.interactions import DiscordInteractions
 from bridge.discord.pacing import GlobalBudget
 from bridge.discord.private import PrivateSurface, Sharing, share_button_type
 from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
@@ -44,11 +45,11 @@ from bridge.discord.surface import (
 )
 from bridge.discord.tracing import metrics_trace
 from bridge.errors import BridgeError, ConfigError, PlatformError
+from bridge.feedback import FeedbackService, Handoffs
 from bridge.model import Question, ThreadKey
 from bridge.pools import PoolSizes, observe_pool_waits, pool_connector
 from bridge.private import ShareBook, private_key
-from bridge.relay import Relay
-from bridge.surface import ReplySurface
+from bridge.relay import Outcome, Relay
 from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ class DiscordAdapter:
         relay: answers the questions.
         guild_ready_timeout: seconds discord.py waits for more guilds before it is
             ready; tests against the one-guild fake lower it.
+        feedback, handoffs: with both, finished answers get 👍/👎 (and "Talk to a
+            person" in servers where a hand-off role is configured) and presses are
+            handled, also on answers posted before a restart.
     """
 
     name = "discord"
@@ -160,6 +164,8 @@ class DiscordAdapter:
         relay: Relay,
         *,
         guild_ready_timeout: float = GUILD_READY_TIMEOUT,
+        feedback: FeedbackService | None = None,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self._settings = settings
         self._relay = relay
@@ -188,6 +194,11 @@ class DiscordAdapter:
         self._client.add_dynamic_items(share_button_type(self._sharing.share))
         self._tree = app_commands.CommandTree(self._client)
         self._register_commands()
+        self._buttons = TaskOwner("discord feedback buttons")
+        self._interactions: DiscordInteractions | None = None
+        if feedback is not None and handoffs is not None:
+            self._interactions = DiscordInteractions(feedback, handoffs)
+            self._interactions.install(self._client)
         self._connection: asyncio.Task[None] | None = None
         self._previous_api_base: str | None = None
         self._stopped = False
@@ -269,6 +280,7 @@ class DiscordAdapter:
         if self._connection is not None:
             await asyncio.wait({self._connection})
         await self._typing.stop()
+        await self._buttons.stop()
         if self._previous_api_base is not None:
             discord.http.Route.BASE = self._previous_api_base
 
@@ -609,14 +621,36 @@ class DiscordAdapter:
             context=context,
         )
 
-    def _submit(self, question: Question, surface: ReplySurface) -> None:
-        if not isinstance(surface, ChannelSurface):
-            self._relay.submit(question, surface)
-            return
-        surface.start_typing(self._typing)
+    def _submit(self, question: Question, surface: ChannelSurface | InteractionSurface) -> None:
+        if isinstance(surface, ChannelSurface):
+            surface.start_typing(self._typing)
         task = self._relay.submit(question, surface)
-        # The relay may never touch the surface (duplicate event): stop typing anyway.
-        task.add_done_callback(lambda _task: surface.stop_typing())
+        if isinstance(surface, ChannelSurface):
+            # The relay may never touch the surface (duplicate event): stop typing anyway.
+            task.add_done_callback(lambda _task: surface.stop_typing())
+        if self._interactions is not None:
+            task.add_done_callback(lambda done: self._add_buttons(done, question, surface))
+
+    def _add_buttons(
+        self,
+        answer: asyncio.Task[Outcome],
+        question: Question,
+        surface: ChannelSurface | InteractionSurface,
+    ) -> None:
+        """Put 👍/👎 under a finished answer, never under errors, refusals or
+        interrupted replies."""
+        if answer.cancelled() or answer.exception() is not None or answer.result() != "done":
+            return
+        assert self._interactions is not None
+        view = self._interactions.view_for(question)
+
+        async def add() -> None:
+            try:
+                await surface.add_buttons(view)
+            except BridgeError as exc:
+                log.warning("could not add feedback buttons: %s", exc)
+
+        self._buttons.spawn(add(), name="discord-feedback-buttons")
 
     async def _say(self, channel: discord.abc.Messageable, text: str) -> None:
         """A short notice (reset done, DMs off); failures are logged, not raised."""

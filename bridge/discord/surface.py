@@ -166,6 +166,7 @@ class ChannelSurface(_DiscordText):
         self._reply_to = reply_to
         self._on_post = on_post
         self._typing = Typing(channel)
+        self._posted: list[str] = []
 
     @property
     def channel(self) -> str:
@@ -187,9 +188,16 @@ class ChannelSurface(_DiscordText):
                 ),
                 repeatable=False,
             )
+        self._posted.append(str(sent.id))
         if self._on_post is not None:
             self._on_post(str(sent.id))
         return str(sent.id)
+
+    async def add_buttons(self, view: discord.ui.View) -> None:
+        """Put `view` under the answer's last message (the feedback buttons)."""
+        if self._posted:
+            message = self._channel.get_partial_message(int(self._posted[-1]))  # type: ignore[attr-defined]
+            await guarded(message.edit(view=view))
 
     def start_typing(self, tasks: TaskOwner) -> None:
         self._typing.start(tasks)
@@ -232,6 +240,7 @@ class InteractionSurface(_DiscordText):
         self._original_id: str | None = None
         self._on_post = on_post
         self._ephemeral = ephemeral
+        self._posted: list[str] = []
 
     @property
     def channel(self) -> str:
@@ -263,9 +272,21 @@ class InteractionSurface(_DiscordText):
                 ),
                 repeatable=False,
             )
+        self._posted.append(str(sent.id))
         if self._on_post is not None:
             self._on_post(str(sent.id))
         return str(sent.id)
+
+    async def add_buttons(self, view: discord.ui.View) -> None:
+        """Put `view` under the answer's last message (the feedback buttons); within the
+        interaction token's 15 minutes, like every edit of this answer."""
+        if not self._posted:
+            return
+        last = self._posted[-1]
+        if last == self._original_id:
+            await guarded(self._interaction.edit_original_response(view=view))
+        else:
+            await guarded(self._interaction.followup.edit_message(int(last), view=view))
 
     async def edit(
         self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None

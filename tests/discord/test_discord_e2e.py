@@ -35,8 +35,14 @@ CONDITION_WAIT = 20.0  # generous bound for a condition on a shared 2-core machi
 
 @asynccontextmanager
 async def running_bridge(
-    fake: FakeDiscord, mock: MockBackend, tmp_path: Path, **overrides: Any
+    fake: FakeDiscord,
+    mock: MockBackend,
+    tmp_path: Path,
+    *,
+    feedback: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[DiscordAdapter, Runtime]]:
+    """`feedback`: answers get the 👍/👎 buttons and presses are handled (as in `bridge run`)."""
     settings = load_settings(
         discord_token="fake-token",
         discord_api_url=fake.api_url,
@@ -46,7 +52,8 @@ async def running_bridge(
         **({"bridge_edit_interval": 0.05} | overrides),
     )
     async with open_runtime(settings) as runtime:
-        adapter = DiscordAdapter(settings, runtime.relay, guild_ready_timeout=0.05)
+        quality = {"feedback": runtime.feedback, "handoffs": runtime.handoffs} if feedback else {}
+        adapter = DiscordAdapter(settings, runtime.relay, guild_ready_timeout=0.05, **quality)
         await adapter.start()
         try:
             yield adapter, runtime
