@@ -6,16 +6,11 @@ here is timed: the figures belong in benchmarks/README.md, not in assertions.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_soak.py"
-_spec = importlib.util.spec_from_file_location("bench_soak", _SCRIPT)
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench  # dataclasses look their module up while decorating
-_spec.loader.exec_module(bench)
+from benchmark_scripts import load_benchmark
+
+bench = load_benchmark("bench_soak")
 
 
 async def test_two_answers_fill_one_row_of_every_column(tmp_path: Path) -> None:

@@ -5,18 +5,12 @@ Nothing here is timed: the figures belong in benchmarks/README.md, not in assert
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
-_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_e2e.py"
-_spec = importlib.util.spec_from_file_location("bench_e2e", _SCRIPT)
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = bench  # dataclasses look their module up while decorating
-_spec.loader.exec_module(bench)
+bench = load_benchmark("bench_e2e")
 
 
 def cells(line: str) -> list[str]:
