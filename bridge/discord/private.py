@@ -111,14 +111,19 @@ class Sharing:
         self._limits = limits
 
     async def share(self, interaction: discord.Interaction, share_id: str) -> None:
+        """Acknowledge at once (Discord's 3 s), post, then say how it went."""
+        try:
+            await guarded(interaction.response.defer(ephemeral=True, thinking=True))
+        except BridgeError as exc:
+            log.warning("could not acknowledge the Share button: %s", exc)
+            return
         text = self.book.get(share_id)
         if text is None and interaction.message is not None:
             text = interaction.message.content  # another process answered: its last part
         channel = interaction.channel
         if not text or not isinstance(channel, discord.abc.Messageable):
-            await _reply(interaction, SHARE_GONE_TEXT)
+            await _tell(interaction, SHARE_GONE_TEXT)
             return
-        await _reply(interaction, SHARED_NOTICE)
         sharer = neutralize_discord(interaction.user.display_name)
         try:
             for part in split_message(shared_text(text, sharer), self._limits.max_message_chars):
@@ -128,12 +133,16 @@ class Sharing:
                 )
         except BridgeError as exc:
             log.warning("could not share an answer in channel %s: %s", channel, exc)
+            await _tell(interaction, f"Sorry, I could not post it here: {exc}.")
+            return
+        await _tell(interaction, SHARED_NOTICE)
 
 
-async def _reply(interaction: discord.Interaction, text: str) -> None:
+async def _tell(interaction: discord.Interaction, text: str) -> None:
+    """Replace the deferred ("thinking…") ephemeral response with `text`."""
     try:
         await guarded(
-            interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
         )
     except BridgeError as exc:
         log.warning("could not answer the Share button: %s", exc)

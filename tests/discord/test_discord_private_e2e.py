@@ -11,6 +11,7 @@ import pytest
 from test_discord_e2e import fake, finished, mock, running_bridge  # noqa: F401 (fixtures)
 
 from bridge.private import SHARE_LABEL, SHARED_NOTICE
+from bridge.testing import discord_rules as rules
 from bridge.testing.fake_discord import FLAG_EPHEMERAL, FakeDiscord
 from bridge.testing.mock_backend import MockBackend
 
@@ -50,8 +51,14 @@ async def test_private_ask_is_ephemeral_and_can_be_shared(
         assert "our secret plan" in shared["content"]
         assert "https://docs.example.com/" in shared["content"]  # the sources come along
         assert shared["allowed_mentions"] == {"parse": []}
-        notice = fake.interaction_messages(pressed["token"])[0]
-        assert notice["content"] == SHARED_NOTICE and notice["flags"] & FLAG_EPHEMERAL
+        [notice] = await fake.wait_for(
+            lambda: [
+                m
+                for m in fake.interaction_messages(pressed["token"])
+                if m["content"] == SHARED_NOTICE
+            ]
+        )
+        assert notice["flags"] & FLAG_EPHEMERAL
 
 
 async def test_private_ask_in_a_thread_keeps_its_own_conversation(
@@ -66,3 +73,26 @@ async def test_private_ask_in_a_thread_keeps_its_own_conversation(
         )
         await fake.wait_for(lambda: answered(fake, private["token"]))
         assert "chatlogId" not in mock.requests[1].json  # not the thread's conversation
+
+
+async def test_share_where_the_bot_may_not_post_says_so(
+    fake: FakeDiscord, mock: MockBackend, tmp_path: Path
+) -> None:
+    async with running_bridge(fake, mock, tmp_path):
+        asked = await fake.run_command(
+            "ask", {"question": "private", "private": True}, channel_id=fake.channel_id
+        )
+        await fake.wait_for(lambda: answered(fake, asked["token"]))
+        [answer] = fake.interaction_messages(asked["token"])
+        [button] = fake.buttons(answer["id"])
+        fake.revoke(rules.SEND_MESSAGES)
+        pressed = await fake.press_button(answer["id"], button["custom_id"])
+        await fake.wait_for(
+            lambda: any(
+                "could not post" in m["content"]
+                for m in fake.interaction_messages(pressed["token"])
+            )
+        )
+        assert fake.public_messages_in(fake.channel_id) == []
+        assert [r.code for r in fake.refusals] == [50013]  # the refusal this test asked for
+        fake.refusals.clear()
