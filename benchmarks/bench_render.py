@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from bridge.render import ReplyRenderer
 from bridge.surface import SurfaceLimits
-from bridge.testing.clock import FakeClock, ScriptedSurface
+from bridge.testing.clock import FakeClock
+from bridge.testing.recording_surface import ScriptedSurface
 
 DISCORD = SurfaceLimits(max_message_chars=2000, min_edit_interval=1.0)
 PROSE = "The bridge streams this answer into the chat, one small piece at a time. "

@@ -47,8 +47,9 @@ class BackendError(BridgeError):
 class PlatformRateLimited(BridgeError):
     """A chat platform answered 429; wait `retry_after` seconds before the next call."""
 
-    def __init__(self, retry_after: float, platform: str = "") -> None:
-        super().__init__(f"{platform or 'platform'} rate limited; retry after {retry_after:.1f}s")
+    def __init__(self, retry_after: float, platform: str = "", message: str = "") -> None:
+        default = f"{platform or 'platform'} rate limited; retry after {retry_after:.1f}s"
+        super().__init__(message or default)
         self.retry_after = retry_after
         self.platform = platform
 
@@ -58,11 +59,8 @@ class PlatformUnreachable(PlatformRateLimited):
     wait `retry_after` and try again, as after a 429, instead of giving up on a reply."""
 
     def __init__(self, retry_after: float, platform: str, cause: str) -> None:
-        BridgeError.__init__(
-            self, f"{platform} unreachable ({cause}); retry after {retry_after:.1f}s"
-        )
-        self.retry_after = retry_after
-        self.platform = platform
+        message = f"{platform} unreachable ({cause}); retry after {retry_after:.1f}s"
+        super().__init__(retry_after, platform, message)
 
 
 class PlatformError(BridgeError):

@@ -5,7 +5,7 @@ One `ReplyRenderer` draws one answer on one `ReplySurface`. The stream consumer 
 records text (`append` never waits for the platform); a single background flusher per
 renderer sends the latest text at most once per interval, so deltas that arrive while
 an edit is in flight or the interval runs are merged, and at most one platform call is
-in flight per reply. Slack and Discord import `split_message` from here.
+in flight per reply. Splitting itself lives in `bridge.splitting`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from bridge.render import (
 )
 from bridge.safety import markdown_sources_block, neutralize_discord, safe_sources
 from bridge.surface import Draft, EditKind, SurfaceLimits
-from bridge.testing.clock import FakeClock, ScriptedSurface, settle
+from bridge.testing.clock import FakeClock, settle
+from bridge.testing.recording_surface import ScriptedSurface
 
 GUARD = 10.0  # seconds: only a hang would reach it; never a speed assertion
 

@@ -243,12 +243,12 @@ async def open_response(
             # Before TimeoutError: aiohttp's connect timeout is both, and it is retryable.
             failure: BackendError = BackendUnavailable(UNREACHABLE, retryable=True)
             log.warning("backend request failed: %s", type(exc).__name__)
-        except TimeoutError:
+        except TimeoutError as exc:
             # The question may already be with the backend; asking twice is not ours to do.
             raise BackendError(
                 f"the backend did not start answering within {limits.first_event:g} seconds",
                 retryable=True,
-            ) from None
+            ) from exc
         else:
             if response.status < 300:
                 return response, started
@@ -507,14 +507,14 @@ class _ResponseReader:
                     events = self._parser.feed(chunk)
                     if events:
                         break
-        except TimeoutError:
-            raise self._timeout_error() from None
+        except TimeoutError as exc:
+            raise self._timeout_error() from exc
         except SSEError as exc:
             log.warning("%s stream abandoned: %s", self._backend, exc)
-            raise BackendError("the backend sent an answer too large to read") from None
+            raise BackendError("the backend sent an answer too large to read") from exc
         except aiohttp.ClientError as exc:
             log.warning("%s stream broke: %s", self._backend, type(exc).__name__)
-            raise BackendError(STOPPED_EARLY, retryable=True) from None
+            raise BackendError(STOPPED_EARLY, retryable=True) from exc
         if events:
             self._note_event()
         return events
@@ -540,18 +540,18 @@ class _ResponseReader:
         try:
             async with asyncio.timeout_at(self._deadline):
                 body = await read_limited(self._response, JSON_BODY_LIMIT)
-        except TimeoutError:
-            raise self._timeout_error() from None
-        except aiohttp.ClientError:
-            raise BackendError(STOPPED_EARLY, retryable=True) from None
+        except TimeoutError as exc:
+            raise self._timeout_error() from exc
+        except aiohttp.ClientError as exc:
+            raise BackendError(STOPPED_EARLY, retryable=True) from exc
         self._note_event()
         try:
             return json.loads(body)
-        except ValueError:
+        except ValueError as exc:
             raise BackendError(
                 "the backend sent a reply that is not valid JSON: "
                 + describe_body(body, self._secrets)
-            ) from None
+            ) from exc
 
     async def _unexpected_reply(self, content_type: str) -> BackendError:
         try:

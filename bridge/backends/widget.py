@@ -34,6 +34,7 @@ from bridge.backends.http import (
 from bridge.backends.sse import SSEEvent
 from bridge.config import Settings
 from bridge.context import ContextMessage, as_chat_messages
+from bridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class WidgetClient:
     @classmethod
     def from_settings(cls, settings: Settings, session: aiohttp.ClientSession) -> WidgetClient:
         if not settings.widget_api_url or settings.widget_api_key is None:
-            raise ValueError("WIDGET_API_URL and WIDGET_API_KEY must be set")
+            raise ConfigError("WIDGET_API_URL and WIDGET_API_KEY must be set")
         return cls(
             session,
             api_url=settings.widget_api_url,

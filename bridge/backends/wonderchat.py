@@ -25,6 +25,7 @@ from bridge.backends.http import (
 from bridge.backends.sse import SSEEvent
 from bridge.config import Settings
 from bridge.context import ContextMessage, as_text
+from bridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class WonderchatClient:
     @classmethod
     def from_settings(cls, settings: Settings, session: aiohttp.ClientSession) -> WonderchatClient:
         if not settings.wonderchat_chatbot_id:
-            raise ValueError("WONDERCHAT_CHATBOT_ID is not set")
+            raise ConfigError("WONDERCHAT_CHATBOT_ID is not set")
         return cls(
             session,
             api_url=settings.wonderchat_api_url,

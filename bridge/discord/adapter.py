@@ -34,7 +34,7 @@ from bridge.discord.filters import is_reset_command, strip_bot_mention, thread_n
 from bridge.discord.interactions import DiscordInteractions
 from bridge.discord.pacing import GlobalBudget
 from bridge.discord.private import PrivateSurface, Sharing, share_button_type
-from bridge.discord.routing import PLATFORM, AnswerIndex, dm_key, thread_key
+from bridge.discord.routing import DM_WORKSPACE, PLATFORM, AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import (
     NO_MENTIONS,
     ChannelSurface,
@@ -601,7 +601,7 @@ class DiscordAdapter:
     def _remembering(self, key: ThreadKey, channel: object) -> Callable[[str], None] | None:
         """Record answer ids for reply-continuation, where the channel is not itself the
         conversation (plain channels; threads and DMs need no memory)."""
-        if key.workspace == "@dm" or isinstance(channel, discord.Thread):
+        if key.workspace == DM_WORKSPACE or isinstance(channel, discord.Thread):
             return None
         return lambda message_id: self._answers.remember(message_id, key)
 

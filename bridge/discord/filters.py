@@ -14,8 +14,6 @@ RESET_WORDS = frozenset({"reset", "/reset", "!reset"})
 
 _WHITESPACE = re.compile(r"\s+")
 _MENTION_SYNTAX = re.compile(r"<(@[!&]?|#)(\d+)>")
-# Webhook and interaction tokens are secrets and unbounded label values: never a label.
-_TOKEN_AFTER = frozenset({"webhooks", "interactions"})
 
 
 def strip_bot_mention(content: str, bot_id: int | str) -> str:
@@ -41,20 +39,3 @@ def thread_name(question: str) -> str:
     if " " in cut[THREAD_NAME_LIMIT // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip() + "…"
-
-
-def route_label(method: str, path: str) -> str:
-    """A low-cardinality, secret-free metrics label for one Discord REST call:
-    `PATCH /channels/:id/messages/:id`, `POST /webhooks/:id/:token`."""
-    segments = [s for s in path.split("/") if s]
-    if len(segments) >= 2 and segments[0] == "api" and segments[1].startswith("v"):
-        segments = segments[2:]
-    labelled: list[str] = []
-    for index, segment in enumerate(segments):
-        if index >= 2 and segments[index - 2] in _TOKEN_AFTER:
-            labelled.append(":token")
-        elif segment.isdigit():
-            labelled.append(":id")
-        else:
-            labelled.append(segment)
-    return f"{method.upper()} /{'/'.join(labelled)}"

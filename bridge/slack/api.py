@@ -20,10 +20,10 @@ from bridge.errors import PlatformError, PlatformRateLimited, PlatformUnreachabl
 from bridge.metrics import PLATFORM_CALLS, PLATFORM_RATE_LIMITED
 from bridge.pacing import Priority, Rank, TokenBucket
 from bridge.slack.budget import POST, WorkspaceBudgets
+from bridge.slack.events import PLATFORM
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
 # Slack's 429s nearly always carry Retry-After; this is the wait when one does not.
 DEFAULT_RETRY_AFTER = 1.0
 # Calls that create a message: repeating one after a timeout could post it twice.

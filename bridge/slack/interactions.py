@@ -35,12 +35,12 @@ from bridge.feedback.service import UNKNOWN_ANSWER_TEXT
 from bridge.model import ThreadKey
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, UPDATE
+from bridge.slack.events import PLATFORM
 from bridge.slack.surface import ReplyTarget, message_fields
 from bridge.store import Turn, VoteValue
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
 VOTE_ACTION = "bridge_vote"  # native feedback_buttons: one action id, the value says which
 VOTE_BUTTON_ACTIONS = {VoteValue.UP: "bridge_vote_up", VoteValue.DOWN: "bridge_vote_down"}
 VOTE_ACTIONS = re.compile(r"^bridge_vote(_up|_down)?$")

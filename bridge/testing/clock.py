@@ -1,16 +1,12 @@
-"""A fake clock and a failure-scripted surface: deterministic time for tests and
-benchmarks of the renderer (nothing really waits)."""
+"""A fake clock: deterministic time for tests and benchmarks of the renderer (nothing
+really waits). The failure-scripted surface that notes call times on it is
+`bridge.testing.recording_surface.ScriptedSurface`."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
-from dataclasses import dataclass, field
-
-from bridge.errors import BridgeError
-from bridge.surface import Draft, EditKind
-from bridge.testing.recording_surface import RecordingSurface
 
 
 async def settle() -> None:
@@ -49,29 +45,3 @@ class FakeClock:
             await settle()
         self.now = target
         await settle()
-
-
-@dataclass
-class ScriptedSurface(RecordingSurface):
-    """A RecordingSurface that raises queued errors on its next calls and notes when
-    each call happened."""
-
-    clock: FakeClock | None = None
-    failures: list[BridgeError] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-
-    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
-        self._maybe_fail()
-        return await super().post(text, kind=kind, draft=draft)
-
-    async def edit(
-        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
-    ) -> None:
-        self._maybe_fail()
-        await super().edit(message_id, text, kind=kind, draft=draft)
-
-    def _maybe_fail(self) -> None:
-        if self.clock is not None:
-            self.times.append(self.clock.now)
-        if self.failures:
-            raise self.failures.pop(0)

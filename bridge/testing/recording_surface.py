@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bridge.backends.events import Source
+from bridge.errors import BridgeError
 from bridge.safety import markdown_sources_block, neutralize_discord
 from bridge.surface import Draft, EditKind, SurfaceLimits
+from bridge.testing.clock import FakeClock
 
 
 @dataclass
@@ -70,3 +72,29 @@ class RecordingEditor:
         self, channel: str, message_id: str, text: str, *, workspace: str = ""
     ) -> None:
         self.edits.append((channel, message_id, text))
+
+
+@dataclass
+class ScriptedSurface(RecordingSurface):
+    """A RecordingSurface that raises queued errors on its next calls and notes when
+    each call happened."""
+
+    clock: FakeClock | None = None
+    failures: list[BridgeError] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    async def post(self, text: str, *, kind: EditKind, draft: Draft | None = None) -> str:
+        self._maybe_fail()
+        return await super().post(text, kind=kind, draft=draft)
+
+    async def edit(
+        self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
+    ) -> None:
+        self._maybe_fail()
+        await super().edit(message_id, text, kind=kind, draft=draft)
+
+    def _maybe_fail(self) -> None:
+        if self.clock is not None:
+            self.times.append(self.clock.now)
+        if self.failures:
+            raise self.failures.pop(0)

@@ -12,13 +12,13 @@ from bridge.discord.filters import (
     FALLBACK_THREAD_NAME,
     THREAD_NAME_LIMIT,
     is_reset_command,
-    route_label,
     strip_bot_mention,
     thread_name,
 )
 from bridge.discord.invite import invite_url
 from bridge.discord.routing import AnswerIndex, dm_key, thread_key
 from bridge.discord.surface import describe_failure
+from bridge.discord.tracing import route_label
 from bridge.errors import ConfigError
 from bridge.model import ThreadKey
 
