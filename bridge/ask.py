@@ -118,16 +118,16 @@ async def run_ask(
     err = err or sys.stderr
     if backend is not None:
         settings = settings.model_copy(update={"bridge_backend": backend})
-    try:
-        name = settings.backend_name()
-    except ConfigError as exc:
-        err.write(f"bridge: {exc}\n")
-        return EXIT_CONFIG
-    # The relay's admission rules, before anything is sent (the backend answers HTTP 400).
+    # The relay's admission rules, before anything else (the backend answers HTTP 400).
     problem = EMPTY_QUESTION if not question.strip() else None
     problem = problem or length_refusal(question.strip(), settings.bridge_max_question_chars)
     if problem:
         err.write(f"bridge: {problem}\n")
+        return EXIT_CONFIG
+    try:
+        name = settings.backend_name()
+    except ConfigError as exc:
+        err.write(f"bridge: {exc}\n")
         return EXIT_CONFIG
     # Retry notes and warnings only; the outcome itself is printed below.
     quiet = settings.model_copy(update={"log_level": "warning"})

@@ -86,6 +86,8 @@ async def test_ask_checks_the_question_before_sending_it(mock: MockBackend, tmp_
         "bridge: That question is 11 characters long; the limit is 10. Please shorten it.\n"
     )
     assert mock.requests == []
+    code, _out, err = await ask(tmp_path, "")  # a usage error, whatever is configured
+    assert (code, err.startswith("bridge: the question is empty")) == (2, True)
 
 
 async def test_ask_an_empty_answer_is_the_chat_error(mock: MockBackend, tmp_path: Path) -> None:
