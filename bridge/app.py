@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bridge.config import Settings
-from bridge.errors import BridgeError, ConfigError, StartupError
+from bridge.errors import BridgeError, ConfigError, StartupError, StoreError
 from bridge.logs import configure_logging
 from bridge.platform import PlatformAdapter
 from bridge.web import (
@@ -57,6 +57,7 @@ EXIT_OK = 0
 # The fix for a platform that could not connect at start (a rejected token is a
 # ConfigError with its own fix).
 START_FIX = "check the network and any SLACK_API_URL / DISCORD_API_URL, then start again"
+DATABASE_START_FIX = "check DATABASE_URL and that the database is reachable (bridge check)"
 
 _NO_PLATFORM = (
     "no chat platform to connect: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Slack Socket "
@@ -337,7 +338,8 @@ async def _exit_status(work: Awaitable[None]) -> int:
     except (ConfigError, StartupError):
         raise
     except BridgeError as exc:
-        raise StartupError(f"could not start: {exc}; {START_FIX}") from exc
+        fix = DATABASE_START_FIX if isinstance(exc, StoreError) else START_FIX
+        raise StartupError(f"could not start: {exc}; {fix}") from exc
     log.info("shutdown complete")
     return EXIT_OK
 

@@ -77,3 +77,18 @@ def test_misspelled_variables_are_warned_about_with_the_closest_name(tmp_path: P
 def test_variables_of_other_programs_are_not_typos(tmp_path: Path) -> None:
     environ = {"BRIDGE_TEST_STRICT": "1", "SLACK_CLIENT_ID": "x", "PATH": "/bin", "PORT": "1"}
     assert unknown_variables(environ, tmp_path / ".env") == []
+
+
+def test_an_unreachable_database_at_start_is_one_line_with_its_fix(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": "postgres://bridge:pw@127.0.0.1:9/bridge",  # discard port: refused
+        "SLACK_BOT_TOKEN": "xoxb-1-2-never-used",
+        "SLACK_APP_TOKEN": "xapp-1-never-used",
+        "WONDERCHAT_CHATBOT_ID": "bot",
+    }
+    result = bridge(tmp_path, "run", **env)
+    assert result.returncode == 2
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("bridge: could not start: cannot open database")
+    assert last.endswith("; check DATABASE_URL and that the database is reachable (bridge check)")
+    assert "Traceback" not in result.stderr and ":pw@" not in result.stderr
