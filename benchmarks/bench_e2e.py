@@ -43,6 +43,9 @@ from bridge.testing.fake_discord import FakeDiscord, RecordedRequest
 from bridge.testing.fake_slack import FakeSlack, SlackCall
 from bridge.testing.mock_backend import MockBackend
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import saturation  # a sibling module of this script
+
 Platform = Literal["slack", "discord"]
 Streaming = Literal["update", "native"]
 
@@ -213,11 +216,15 @@ class SlackSide:
         return first_at(self._calls(), lambda c: self._shows_answer(c, number), "answer text")
 
     def _shows_answer(self, call: SlackCall, number: int) -> bool:
-        if call.method not in SLACK_TEXT_METHODS:
+        if call.method == "chat.postMessage":  # an ending posted anew (slack/swap.py)
+            if call.params.get("thread_ts") != self._thread(number):
+                return False
+        elif call.method not in SLACK_TEXT_METHODS:
             return False
-        message = self.slack.messages.get(str(call.params.get("ts")))
-        if message is None or message.thread_ts != self._thread(number):
-            return False
+        else:
+            message = self.slack.messages.get(str(call.params.get("ts")))
+            if message is None or message.thread_ts != self._thread(number):
+                return False
         return is_answer_text(call.params.get("text") or call.params.get("markdown_text"))
 
     async def warm_up(self) -> None:
@@ -453,8 +460,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=DEFAULT_SPEEDUP,
         help="how much faster than real platform time (1 = production budgets; default 10)",
     )
+    parser.add_argument(
+        "--saturation",
+        action="store_true",
+        help="50 answers at once, 5 per channel: the bridge beside reference strategies",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # 429 warnings are counted in the table
+    if args.saturation:
+        saturation.main(args.speedup)
+        return
     with tempfile.TemporaryDirectory() as workdir:
         started = time.monotonic()
         results = asyncio.run(run(scenarios(args.quick), args.speedup, Path(workdir)))

@@ -100,6 +100,12 @@ class TokenBucket:
             self._withdraw(waiter)
             raise
 
+    def refund(self) -> None:
+        """Give back a token `acquire` granted that the caller will not use (it won a
+        race on another bucket), for the next waiter."""
+        self._tokens = min(self._capacity, self._tokens + 1.0)
+        self._serve()
+
     def try_acquire(self) -> bool:
         """Spend a token only if one is free right now (nobody waiting, not paused)."""
         return not self._waiters and self._take()

@@ -95,6 +95,13 @@ class SlackApi:
             await bucket.acquire(priority)
         if fill is not None:
             params |= fill()
+        return await self.send(method, team_id=team_id, bucket=bucket, **params)
+
+    async def send(
+        self, method: str, *, team_id: str = "", bucket: TokenBucket | None, **params: Any
+    ) -> AsyncSlackResponse:
+        """Call `method` with a token the caller already took from `bucket` (a 429 pauses
+        it), or with none. Raises like `call`."""
         return await self._send(method, bucket, await self._with_token(method, team_id, params))
 
     async def _with_token(

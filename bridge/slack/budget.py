@@ -34,12 +34,17 @@ STREAM_EDGE_BURST = 5
 # in one channel, split-off parts and notices all queue here.
 POST_PER_MINUTE = 54.0
 POST_BURST = 2
+# chat.delete is Tier 3 of its own (~50/min): it tidies placeholders whose answer was
+# posted as a new message when chat.update's budget was the bottleneck.
+DELETE_PER_MINUTE = 45.0
+DELETE_BURST = 5
 
 UPDATE = "update"  # chat.update
 STREAM = "stream"  # chat.appendStream
 STREAM_START = "stream_start"  # chat.startStream
 STREAM_STOP = "stream_stop"  # chat.stopStream
 POST = "post"  # chat.postMessage, one bucket per channel
+DELETE = "delete"  # chat.delete
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class SlackRates:
     stream_edge_burst: int = STREAM_EDGE_BURST
     post_per_minute: float = POST_PER_MINUTE
     post_burst: int = POST_BURST
+    delete_per_minute: float = DELETE_PER_MINUTE
+    delete_burst: int = DELETE_BURST
 
     def for_kind(self, kind: str) -> tuple[float, int]:
         """(calls per minute, burst) for a budget kind."""
@@ -65,6 +72,8 @@ class SlackRates:
             return self.stream_per_minute, self.stream_burst
         if kind == POST:
             return self.post_per_minute, self.post_burst
+        if kind == DELETE:
+            return self.delete_per_minute, self.delete_burst
         return self.stream_edge_per_minute, self.stream_edge_burst
 
     def scaled(self, speed: float) -> SlackRates:
@@ -79,6 +88,8 @@ class SlackRates:
             stream_edge_burst=self.stream_edge_burst,
             post_per_minute=self.post_per_minute * speed,
             post_burst=self.post_burst,
+            delete_per_minute=self.delete_per_minute * speed,
+            delete_burst=self.delete_burst,
         )
 
 

@@ -33,6 +33,7 @@ from bridge.feedback.handoff import (
 )
 from bridge.feedback.service import UNKNOWN_ANSWER_TEXT
 from bridge.model import ThreadKey
+from bridge.pacing import Priority
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, UPDATE
 from bridge.slack.events import PLATFORM
@@ -183,6 +184,7 @@ class FeedbackButtons:
             "chat.update",
             team_id=target.team_id,
             budget=UPDATE,
+            priority=Priority.PROGRESS,  # after every waiting answer's final (pacing)
             channel=target.channel,
             ts=message_id,
             **fields,

@@ -34,6 +34,7 @@ from bridge.pacing import priority_of
 from bridge.safety import escape_markdown_link_text, link_target, neutralize_slack, source_label
 from bridge.slack.api import SlackApi, SlackCallError
 from bridge.slack.budget import POST, STREAM, STREAM_START, STREAM_STOP, UPDATE
+from bridge.slack.swap import PlaceholderSwap
 from bridge.surface import Draft, EditKind, SurfaceLimits
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class UpdateSurface:
         # Message ts → the text it was last given, in posting order: the feedback
         # buttons are added to the last message, which chat.update must send whole.
         self._texts: dict[str, str] = {}
+        self._swap = PlaceholderSwap(api, target, patience=edit_interval, fields=message_fields)
 
     @property
     def channel(self) -> str:
@@ -194,22 +196,44 @@ class UpdateSurface:
             **_late_text(text, kind, draft, sent),
         )
         self._texts[str(response["ts"])] = sent[-1] if sent else text
+        if kind is EditKind.STATUS:
+            self._swap.placeholders.add(str(response["ts"]))
         return str(response["ts"])
 
     async def edit(
         self, message_id: str, text: str, *, kind: EditKind, draft: Draft | None = None
     ) -> None:
-        """chat.update from the workspace budget, with the draft's newest text."""
-        sent: list[str] = []
-        await self._api.call(
+        """chat.update from the workspace budget, with the draft's newest text; or, for an
+        ending whose message still shows its placeholder while chat.update's budget is
+        the bottleneck, the ending posted anew and the placeholder deleted
+        (`PlaceholderSwap`), whichever budget has a token first."""
+        message_id = self._swap.moved.get(message_id, message_id)
+        turn = _late_text(text, kind, draft, sent := [])
+        update = self._api.budgets.bucket(self._target.team_id, UPDATE)
+        swap = None
+        if draft is not None and message_id in self._swap.placeholders:
+            swap = await self._swap.race(update, turn["priority"], draft)
+        else:
+            await update.acquire(turn["priority"])
+        if swap is not None:
+            self._texts.pop(message_id, None)
+            new_id, shown = await self._swap.replace(message_id, draft, swap, self._post_ending)
+            self._texts[new_id] = shown
+            return
+        await self._api.send(
             "chat.update",
             team_id=self._target.team_id,
-            budget=UPDATE,
+            bucket=update,
             channel=self._target.channel,
             ts=message_id,
-            **_late_text(text, kind, draft, sent),
+            **turn["fill"](),
         )
-        self._texts[message_id] = sent[-1] if sent else text
+        self._texts[message_id] = sent[-1]
+        if (draft.kind if draft is not None else kind) is not EditKind.STATUS:
+            self._swap.placeholders.discard(message_id)
+
+    async def _post_ending(self, text: str) -> str:
+        return await UpdateSurface.post(self, text, kind=EditKind.FINAL)
 
     def neutralize(self, text: str) -> str:
         return neutralize_slack(text)

@@ -59,6 +59,7 @@ MARKDOWN_LIMIT = 12_000
 REQUIRED_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "chat.postMessage": (("channel", "channel_not_found"),),
     "chat.update": (("channel", "channel_not_found"), ("ts", "message_not_found")),
+    "chat.delete": (("channel", "channel_not_found"), ("ts", "message_not_found")),
     "chat.startStream": (("channel", "channel_not_found"), ("thread_ts", "invalid_arguments")),
     "chat.appendStream": (
         ("channel", "channel_not_found"),
@@ -93,6 +94,7 @@ DEFAULT_CHANNELS = ("C1", "D1")
 CHANNEL_PARAM = {
     "chat.postMessage": "channel",
     "chat.update": "channel",
+    "chat.delete": "channel",
     "chat.startStream": "channel",
     "chat.appendStream": "channel",
     "chat.stopStream": "channel",
@@ -291,6 +293,7 @@ class FakeSlack(SlackInteractivity):
         self.messages: dict[str, FakeMessage] = {}
         self.channels: set[str] = set(channels)
         self.truncated: list[str] = []  # ts of messages whose text Slack would have cut
+        self.deleted: list[FakeMessage] = []  # messages removed with chat.delete
         self._rate_limits: dict[str, tuple[int, float]] = {}
         self.asked_429s = 0  # 429s a test asked for with `rate_limit` (others are breaches)
         self._method_errors: dict[str, str] = {}  # method -> error every call gets
@@ -930,6 +933,15 @@ class FakeSlack(SlackInteractivity):
     def _accept(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
 
+    def _delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """chat.delete of one of the bot's messages (gone for good; `deleted` remembers)."""
+        message = self._message(params)
+        if message.bot_id is None:
+            raise _Refusal("cant_delete_message")
+        del self.messages[message.ts]
+        self.deleted.append(message)
+        return {"channel": message.channel, "ts": message.ts}
+
     def _suggested_prompts(self, params: dict[str, Any]) -> dict[str, Any]:
         prompts = params["prompts"]
         if isinstance(prompts, str):
@@ -944,6 +956,7 @@ class FakeSlack(SlackInteractivity):
         "apps.connections.open": _connections_open,
         "chat.postMessage": _post_message,
         "chat.update": _update,
+        "chat.delete": lambda self, params: self._delete(params),
         "chat.startStream": _start_stream,
         "chat.appendStream": _append_stream,
         "chat.stopStream": _stop_stream,

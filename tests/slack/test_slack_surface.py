@@ -338,7 +338,7 @@ async def test_a_waiting_edit_sends_the_newest_text_and_rises_to_final(
     slack: FakeSlack,
 ) -> None:
     api = budgeted_api(slack, SlackRates(update_per_minute=120, update_burst=1))
-    surface = UpdateSurface(api, THREAD, edit_interval=0.05)
+    surface = UpdateSurface(api, THREAD, edit_interval=5.0)  # no ending posted anew
     first, second = await surface.post("one", kind=STATUS), await surface.post("two", kind=STATUS)
     await surface.edit(first, "one, more", kind=FIRST_WORDS)  # spends the only token
     draft = MovingDraft("two, first words", FIRST_WORDS)
