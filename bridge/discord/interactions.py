@@ -49,20 +49,37 @@ def _services(interaction: discord.Interaction) -> DiscordInteractions:
     return interaction.client.bridge_interactions  # type: ignore[attr-defined, no-any-return]
 
 
-class VoteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=rf"bridge:vote:(?P<vote>up|down):{TURN}",
-):
-    def __init__(self, vote: VoteValue, event_id: str) -> None:
+class _AnswerButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """A button whose `custom_id` is `bridge:<action>:<turn>`; subclasses name the
+    action (their `template`) and what a press does. The base template matches nothing:
+    only the subclasses are registered."""
+
+    action = ""
+    label: str | None = None
+    style = discord.ButtonStyle.secondary
+
+    def __init__(self, event_id: str, *, emoji: str | None = None, action: str = "") -> None:
         super().__init__(
             discord.ui.Button(
-                style=discord.ButtonStyle.secondary,
-                emoji=EMOJI[vote],
-                custom_id=f"bridge:vote:{vote.value}:{event_id}",
+                style=self.style,
+                label=self.label,
+                emoji=emoji,
+                custom_id=f"bridge:{action or self.action}:{event_id}",
             )
         )
-        self.vote = vote
         self.event_id = event_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> _AnswerButton:
+        return cls(match["turn"])
+
+
+class VoteButton(_AnswerButton, template=rf"bridge:vote:(?P<vote>up|down):{TURN}"):
+    def __init__(self, vote: VoteValue, event_id: str) -> None:
+        super().__init__(event_id, emoji=EMOJI[vote], action=f"vote:{vote.value}")
+        self.vote = vote
 
     @classmethod
     async def from_custom_id(
@@ -74,24 +91,10 @@ class VoteButton(
         await _services(interaction).on_vote(interaction, self.vote, self.event_id)
 
 
-class ReasonButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"bridge:why:{TURN}"):
+class ReasonButton(_AnswerButton, template=rf"bridge:why:{TURN}"):
     """On the private 👎 acknowledgement: opens the "what was wrong?" modal."""
 
-    def __init__(self, event_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=discord.ButtonStyle.secondary,
-                label=REASON_PROMPT,
-                custom_id=f"bridge:why:{event_id}",
-            )
-        )
-        self.event_id = event_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> ReasonButton:
-        return cls(match["turn"])
+    action, label = "why", REASON_PROMPT
 
     async def callback(self, interaction: discord.Interaction) -> None:
         modal = ReasonModal(_services(interaction).feedback, self.event_id)
@@ -101,47 +104,15 @@ class ReasonButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"b
             log.info("could not open the reason box: %s", exc)
 
 
-class HandoffButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"bridge:handoff:{TURN}"
-):
-    def __init__(self, event_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=discord.ButtonStyle.primary,
-                label="Talk to a person",
-                custom_id=f"bridge:handoff:{event_id}",
-            )
-        )
-        self.event_id = event_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> HandoffButton:
-        return cls(match["turn"])
+class HandoffButton(_AnswerButton, template=rf"bridge:handoff:{TURN}"):
+    action, label, style = "handoff", "Talk to a person", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _services(interaction).on_handoff(interaction, self.event_id)
 
 
-class ResumeButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"bridge:resume:{TURN}"
-):
-    def __init__(self, event_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=discord.ButtonStyle.secondary,
-                label="Back to the bot",
-                custom_id=f"bridge:resume:{event_id}",
-            )
-        )
-        self.event_id = event_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> ResumeButton:
-        return cls(match["turn"])
+class ResumeButton(_AnswerButton, template=rf"bridge:resume:{TURN}"):
+    action, label = "resume", "Back to the bot"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _services(interaction).on_resume(interaction, self.event_id)
