@@ -101,11 +101,11 @@ def skipped(item: str, why: str = "not configured") -> CheckResult:
 # --- configuration ------------------------------------------------------------------------
 
 
-def check_variables() -> list[CheckResult]:
+def check_variables(settings: Settings) -> list[CheckResult]:
     """Variables that look like settings but are not (typos), as warnings."""
     return [
         CheckResult(Status.WARNING, "Variable", variable.message())
-        for variable in unknown_variables()
+        for variable in unknown_variables(also_known=settings.routed_key_names())
     ]
 
 
@@ -461,7 +461,7 @@ def _sqlite_result(state: SQLiteState | None) -> CheckResult:
 async def collect_results(settings: Settings) -> list[CheckResult]:
     """Run every check; independent network checks run concurrently."""
     results = [
-        *check_variables(),
+        *check_variables(settings),
         check_platforms(settings),
         check_routes(settings),
         *check_slack_oauth(settings),

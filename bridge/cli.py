@@ -152,10 +152,10 @@ def _cmd_discord_invite(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _warn_about_unknown_variables() -> None:
+def _warn_about_unknown_variables(settings: Settings) -> None:
     from bridge.typos import unknown_variables
 
-    for variable in unknown_variables():
+    for variable in unknown_variables(also_known=settings.routed_key_names()):
         print(f"bridge: warning: {variable.message()}", file=sys.stderr)
 
 
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command != "check":  # `bridge check` lists them among its results
-            _warn_about_unknown_variables()
+            _warn_about_unknown_variables(settings)
         return int(args.handler(args, settings) or 0)
     except (ConfigError, StartupError) as exc:
         print(f"bridge: {exc}", file=sys.stderr)

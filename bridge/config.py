@@ -306,16 +306,20 @@ class Settings(BaseSettings):
 
     def _routed_keys(self) -> list[str]:
         """The API keys a routes file names by variable (its errors are `bridge check`'s)."""
+        names = self.routed_key_names()
+        return [os.environ[name] for name in sorted(names) if os.environ.get(name)]
+
+    def routed_key_names(self) -> frozenset[str]:
+        """The variables a routes file names for API keys: not typos, though no setting."""
         if not self.bridge_routes_file:
-            return []
+            return frozenset()
         from bridge.routes import RoutesError, load_routes
 
         try:
             targets = load_routes(self.bridge_routes_file).targets()
         except RoutesError:
-            return []
-        names = {t.api_key_env for t in targets if t.api_key_env}
-        return [os.environ[name] for name in sorted(names) if os.environ.get(name)]
+            return frozenset()
+        return frozenset(t.api_key_env for t in targets if t.api_key_env)
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -47,9 +47,12 @@ def setting_names() -> frozenset[str]:
     return frozenset(name.upper() for name in Settings.model_fields)
 
 
-def find_unknown(names: Iterable[str], where: str) -> list[UnknownVariable]:
-    """The names in `names` that have a bridge prefix but are not settings."""
-    known = setting_names()
+def find_unknown(
+    names: Iterable[str], where: str, also_known: frozenset[str] = frozenset()
+) -> list[UnknownVariable]:
+    """The names in `names` that have a bridge prefix but are not settings (nor in
+    `also_known`: the key variables a routes file names)."""
+    known = setting_names() | also_known
     unknown = []
     for name in sorted(set(names)):
         upper = name.upper()
@@ -61,12 +64,15 @@ def find_unknown(names: Iterable[str], where: str) -> list[UnknownVariable]:
 
 
 def unknown_variables(
-    environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE
+    environ: Mapping[str, str] | None = None,
+    env_file: Path = ENV_FILE,
+    also_known: frozenset[str] = frozenset(),
 ) -> list[UnknownVariable]:
     """Unknown variables in the environment and in `env_file` (when it exists)."""
-    found = find_unknown(os.environ if environ is None else environ, "the environment")
+    environ = os.environ if environ is None else environ
+    found = find_unknown(environ, "the environment", also_known)
     if env_file.is_file():
-        in_file = find_unknown(dotenv_values(env_file), str(env_file))
+        in_file = find_unknown(dotenv_values(env_file), str(env_file), also_known)
         seen = {variable.name for variable in found}
         found += [variable for variable in in_file if variable.name not in seen]
     return found

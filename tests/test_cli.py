@@ -77,6 +77,10 @@ def test_misspelled_variables_are_warned_about_with_the_closest_name(tmp_path: P
 def test_variables_of_other_programs_are_not_typos(tmp_path: Path) -> None:
     environ = {"BRIDGE_TEST_STRICT": "1", "SLACK_CLIENT_ID": "x", "PATH": "/bin", "PORT": "1"}
     assert unknown_variables(environ, tmp_path / ".env") == []
+    # A key variable a routes file names is no typo either.
+    routed = {"WIDGET_SALES_KEY": "k"}
+    assert unknown_variables(routed, tmp_path / ".env", frozenset({"WIDGET_SALES_KEY"})) == []
+    assert [v.name for v in unknown_variables(routed, tmp_path / ".env")] == ["WIDGET_SALES_KEY"]
 
 
 def test_an_unreachable_database_at_start_is_one_line_with_its_fix(tmp_path: Path) -> None:
