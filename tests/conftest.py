@@ -10,8 +10,8 @@ CI can never go green by skipping.
 **PostgreSQL**: one cluster per test session (initdb + pg_ctl in a temporary directory,
 on a free port on 127.0.0.1, started only when a test asks for it); each test gets a
 fresh schema in it, so tests never see each other's rows or migrations. The binaries
-come from the `pgserver` wheel in the test extras when it is installed (Linux x86_64
-and macOS, Python 3.11/3.12), else from a system installation.
+come from a system installation when there is one, else from the `pgserver` wheel in
+the test extras (Linux x86_64 and macOS, Python 3.11/3.12).
 """
 
 from __future__ import annotations
@@ -112,10 +112,20 @@ def _pgserver_bin_dir() -> list[Path]:
 
 
 def _postgres_bin_dir() -> Path:
-    """The directory holding initdb and pg_ctl of one installation."""
-    search = [*_pgserver_bin_dir(), *sorted(glob.glob(POSTGRES_BIN_DIRS), reverse=True)]
-    initdb = find_program(
-        "initdb", needed_for="the Postgres tests", install=POSTGRES_INSTALL, search=search
+    """The directory holding initdb and pg_ctl of one installation: a system one first
+    (as root the cluster runs as another user, who can always run those), else the
+    pgserver wheel's (inside the virtualenv, which that user must be able to enter)."""
+    system = [*sorted(glob.glob(POSTGRES_BIN_DIRS), reverse=True), os.environ.get("PATH", "")]
+    found = shutil.which("initdb", path=os.pathsep.join(system))
+    initdb = (
+        Path(found)
+        if found
+        else find_program(
+            "initdb",
+            needed_for="the Postgres tests",
+            install=POSTGRES_INSTALL,
+            search=_pgserver_bin_dir(),
+        )
     )
     if not (initdb.parent / "pg_ctl").exists():
         missing_program(f"the Postgres tests need pg_ctl beside {initdb}: {POSTGRES_INSTALL}")
