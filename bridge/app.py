@@ -27,6 +27,7 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.errors import BridgeError, ConfigError, StartupError, StoreError
+from bridge.gc_tuning import tune_for_serving
 from bridge.logs import configure_logging
 from bridge.platform import PlatformAdapter
 from bridge.web import (
@@ -351,6 +352,7 @@ async def run_workers(settings: Settings) -> int:
         ConfigError: when no platform is configured (naming the variables to set).
     """
     configure_logging(settings)
+    tune_for_serving()
     plan = plan_platforms(settings, http=False)
     services = Services(settings, plan)
     stop = asyncio.Event()
@@ -377,6 +379,7 @@ async def serve_web(settings: Settings) -> int:
         ConfigError: when no platform is configured (naming the variables to set).
     """
     configure_logging(settings)
+    tune_for_serving()
     plan = plan_platforms(settings, http=True)
     services = Services(settings, plan)
     secret = settings.slack_signing_secret
