@@ -51,10 +51,12 @@ from bridge.backends import build_backend
 from bridge.backends.base import ChatBackend
 from bridge.backends.events import AnswerDone, TextDelta
 from bridge.config import Settings, load_settings
+from bridge.discord import DiscordAdapter
 from bridge.runtime import open_runtime
 from bridge.slack import SlackAdapter
 from bridge.slack.budget import SlackRates
 from bridge.slack.surface import message_fields, slack_sources_block
+from bridge.testing.fake_discord import FakeDiscord
 from bridge.testing.fake_slack import FakeSlack
 from bridge.testing.mock_backend import MockBackend, answer_text
 
@@ -376,13 +378,93 @@ def _ratio(theirs: float, bridge: float) -> str:
     return f"{theirs / bridge:.1f}×"
 
 
+# Discord: a burst of mentions in one server ------------------------------------------
+
+DISCORD_MENTIONS = 40
+DISCORD_COLUMNS = ("mentions", "429s", "calls/answer", "finals", "final p50 s", "final max s")
+
+
+async def run_discord_burst(answer_seconds: float, workdir: Path) -> tuple[str, ...]:
+    """40 mentions at once in one channel against a fake Discord enforcing its real
+    limits in real time (50 requests/s per bot, per-channel buckets); each answer gets
+    its own thread and streams for `answer_seconds`."""
+    chunks = len(answer_text(question(0), 1).split())
+    async with FakeDiscord() as fake, MockBackend(answer_seconds / chunks) as mock:
+        settings = load_settings(
+            discord_token="fake-token",
+            discord_api_url=fake.api_url,
+            wonderchat_chatbot_id=mock.chatbot_id,
+            wonderchat_api_url=mock.url,
+            database_url=f"sqlite:///{workdir / f'discord-{time.monotonic_ns()}.db'}",
+            bridge_max_concurrency=100,
+            bridge_user_rate_per_minute=0,
+        )
+        async with open_runtime(settings) as runtime:
+            adapter = DiscordAdapter(settings, runtime.relay, guild_ready_timeout=0.05)
+            await adapter.start()
+            try:
+                since = len(fake.requests)
+                asked = time.monotonic()
+                questions = await asyncio.gather(
+                    *(
+                        fake.user_message(fake.channel_id, question(n), mention_bot=True)
+                        for n in range(DISCORD_MENTIONS)
+                    )
+                )
+                final_at: dict[str, float] = {}
+
+                def note_finals() -> bool:
+                    for q in questions:
+                        thread = fake.threads.get(q["id"])
+                        if thread is None or q["id"] in final_at:
+                            continue
+                        if any(
+                            FINAL_MARK in m["content"] for m in fake.bot_messages_in(thread["id"])
+                        ):
+                            final_at[q["id"]] = time.monotonic()
+                    return len(final_at) == len(questions)
+
+                with contextlib.suppress(TimeoutError):
+                    await fake.wait_for(note_finals, within=120.0)
+                calls = len(fake.requests) - since
+            finally:
+                await runtime.relay.drain(1.0)
+                await adapter.stop()
+    assert fake.limits is not None
+    finals = sorted(at - asked for at in final_at.values())
+    return (
+        str(DISCORD_MENTIONS),
+        str(fake.limits.global_hits + fake.limits.route_hits),
+        f"{calls / DISCORD_MENTIONS:.1f}",
+        f"{len(finals)}/{DISCORD_MENTIONS}",
+        f"{statistics.median(finals):.1f}" if finals else "—",
+        f"{finals[-1]:.1f}" if len(finals) == DISCORD_MENTIONS else "cut",
+    )
+
+
+def discord_table(cells: tuple[str, ...]) -> str:
+    return "\n".join(
+        [
+            "| " + " | ".join(DISCORD_COLUMNS) + " |",
+            "|" + "---:|" * len(DISCORD_COLUMNS),
+            "| " + " | ".join(cells) + " |",
+        ]
+    )
+
+
 def main(speedup: float) -> None:
     scenario = Saturation(speedup=speedup)
     with tempfile.TemporaryDirectory() as workdir:
         outcomes = asyncio.run(run_all(scenario, Path(workdir)))
+        discord = asyncio.run(run_discord_burst(scenario.answer_seconds, Path(workdir)))
     print(
         f"Saturation: {scenario.answers} mentions at once, {scenario.per_channel} in each of "
         f"{scenario.channels} channels, answers ~{scenario.answer_seconds:g} s; Slack's "
         f"production limits at {speedup:g}× speed; times in Slack seconds\n"
     )
     print(format_table(outcomes))
+    print(
+        f"\nDiscord: {DISCORD_MENTIONS} mentions at once in one server, answers "
+        f"~{scenario.answer_seconds:g} s, Discord's limits in real time; times in seconds\n"
+    )
+    print(discord_table(discord))

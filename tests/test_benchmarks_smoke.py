@@ -64,3 +64,25 @@ async def test_twenty_simultaneous_slack_answers_never_meet_a_429(
     [result] = await bench.run([scenario], bench.DEFAULT_SPEEDUP, tmp_path)
     assert result.rate_limited == 0
     assert result.calls_per_answer >= 2
+
+
+async def test_the_saturation_table_runs_every_strategy_on_a_tiny_scenario(
+    tmp_path: Path,
+) -> None:
+    saturation = load_benchmark("saturation")
+    tiny = saturation.Saturation(
+        channels=2, per_channel=2, answer_seconds=2.0, speedup=20.0, limit_seconds=60.0
+    )
+    outcomes = await saturation.run_all(tiny, tmp_path)
+
+    header, _rule, *rows = saturation.format_table(outcomes).splitlines()
+    assert cells(header) == list(saturation.COLUMNS)
+    assert [cells(row)[0] for row in rows] == [
+        "bridge",
+        "per-chunk+retry",
+        "every-20",
+        "fixed-1s",
+    ]
+    bridge = outcomes[0]
+    assert len(bridge.finals) == tiny.answers  # every final seen, so the columns are real
+    assert bridge.calls >= 2 * tiny.answers
