@@ -91,9 +91,14 @@ def _default_chatbot(settings: Settings) -> str:
 
 
 def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.app import DATABASE_START_FIX
+    from bridge.errors import StoreError
     from bridge.store import migrate_database
 
-    version = asyncio.run(migrate_database(settings.database_url))
+    try:
+        version = asyncio.run(migrate_database(settings.database_url))
+    except StoreError as exc:  # the same one line and exit code as a failed start
+        raise StartupError(f"{exc}; {DATABASE_START_FIX}") from exc
     print(f"database schema is at version {version}")
     return 0
 

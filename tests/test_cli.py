@@ -96,3 +96,17 @@ def test_an_unreachable_database_at_start_is_one_line_with_its_fix(tmp_path: Pat
     assert last.startswith("bridge: could not start: cannot open database")
     assert last.endswith("; check DATABASE_URL and that the database is reachable (bridge check)")
     assert "Traceback" not in result.stderr and ":pw@" not in result.stderr
+
+
+def test_migrate_on_an_unreachable_database_is_one_line_with_its_fix(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://bridge@127.0.0.1:{port}/postgres"
+    result = bridge(tmp_path, "migrate", DATABASE_URL=url)
+    assert result.returncode == 2
+    assert result.stderr.startswith("bridge: cannot open database (postgres 127.0.0.1/postgres)")
+    assert result.stderr.endswith(
+        "; check DATABASE_URL and that the database is reachable (bridge check)\n"
+    )
+    assert len(result.stderr.splitlines()) == 1

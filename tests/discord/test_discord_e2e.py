@@ -49,7 +49,8 @@ async def running_bridge(
         wonderchat_chatbot_id=mock.chatbot_id,
         wonderchat_api_url=mock.url,
         database_url=f"sqlite:///{tmp_path / 'bridge.db'}",
-        **({"bridge_edit_interval": 0.05} | overrides),
+        # 1 s between edits, as Discord advises, at the fake's TEST_SPEED
+        **({"bridge_edit_interval": 1.0 / TEST_SPEED} | overrides),
     )
     async with open_runtime(settings) as runtime:
         quality = {"feedback": runtime.feedback, "handoffs": runtime.handoffs} if feedback else {}
