@@ -32,6 +32,7 @@ an interaction answered late (after 3 s) or twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import itertools
 import json
@@ -52,6 +53,7 @@ _log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
 GATEWAY_PATH = "/gateway"
+RECHECK_SECONDS = 0.05  # how often wait_for re-checks conditions on state outside the fake
 # Real Discord asks for a heartbeat every ~41 s; tests end long before that.
 HEARTBEAT_INTERVAL_MS = 41_250
 MESSAGE_CONTENT_INTENT = 1 << 15
@@ -696,10 +698,19 @@ class FakeDiscord:
             self._changed.notify_all()
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 15.0) -> Any:
-        """Wait until `predicate()` is truthy (re-checked after every request and event);
-        `within` is a generous bound for a condition, not a speed assertion."""
+        """Wait until `predicate()` is truthy; `within` is a generous bound for a
+        condition, not a speed assertion.
+
+        Re-checked after every request and event, and every `RECHECK_SECONDS` for
+        conditions on other state (the relay's log, the mock backend's requests), which
+        can change after the fake's last request and would otherwise never be seen.
+        """
         async with asyncio.timeout(within), self._changed:
-            return await self._changed.wait_for(predicate)
+            while not (result := predicate()):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECHECK_SECONDS):
+                        await self._changed.wait()
+            return result
 
     def messages_in(self, channel_id: str) -> list[Json]:
         """Messages in one channel or thread, oldest first."""
