@@ -157,21 +157,10 @@ class FakeDiscord:
         self.bob = self.make_user("bob")
         self.guild_id = self.next_id()
         self.channel_id = self.next_id()
-        self.channels: dict[str, Json] = {
-            self.channel_id: {
-                "id": self.channel_id,
-                "type": CHANNEL_TEXT,
-                "guild_id": self.guild_id,
-                "name": "general",
-                "position": 0,
-                "permission_overwrites": [],
-                "nsfw": False,
-                "parent_id": None,
-                "topic": None,
-                "last_message_id": None,
-                "rate_limit_per_user": 0,
-            }
-        }
+        self.channels: dict[str, Json] = {}
+        self.channels[self.channel_id] = self._guild_channel(
+            self.channel_id, CHANNEL_TEXT, "general"
+        )
         self.requests: list[RecordedRequest] = []
         self.messages: dict[str, Json] = {}
         self.threads: dict[str, Json] = {}
@@ -918,9 +907,20 @@ class FakeDiscord:
         """A forum channel in the guild; add it before the client connects, so that
         GUILD_CREATE lists it. Returns its id."""
         forum_id = self.next_id()
-        self.channels[forum_id] = {
-            "id": forum_id,
-            "type": CHANNEL_FORUM,
+        self.channels[forum_id] = self._guild_channel(forum_id, CHANNEL_FORUM, name) | {
+            "available_tags": [],
+            "default_reaction_emoji": None,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "flags": 0,
+        }
+        return forum_id
+
+    def _guild_channel(self, channel_id: str, kind: int, name: str) -> Json:
+        """A guild channel object as GUILD_CREATE lists it, placed after the others."""
+        return {
+            "id": channel_id,
+            "type": kind,
             "guild_id": self.guild_id,
             "name": name,
             "position": len(self.channels),
@@ -930,13 +930,7 @@ class FakeDiscord:
             "topic": None,
             "last_message_id": None,
             "rate_limit_per_user": 0,
-            "available_tags": [],
-            "default_reaction_emoji": None,
-            "default_sort_order": None,
-            "default_forum_layout": 0,
-            "flags": 0,
         }
-        return forum_id
 
     async def user_forum_post(
         self, forum_id: str, title: str, content: str, *, author: Json | None = None
