@@ -10,9 +10,17 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Settings, load_settings
-from bridge.logs import REDACTED, Redactor, bind_correlation_id, configure_logging
+from bridge.logs import (
+    LEVEL_TESTING_LOGGERS,
+    REDACTED,
+    Redactor,
+    bind_correlation_id,
+    configure_logging,
+)
+from bridge.testing.fake_slack import FakeSlack
 
 BOT_TOKEN = "xoxb-1111-2222-abcdefABCDEF"
 APP_TOKEN = "xapp-1-A0001-3333-deadbeef"
@@ -42,10 +50,13 @@ def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     before_handlers, before_level, excepthook = list(root.handlers), root.level, sys.excepthook
+    library_levels = {name: logging.getLogger(name).level for name in LEVEL_TESTING_LOGGERS}
     yield stream
     root.handlers[:] = before_handlers
     root.setLevel(before_level)
     sys.excepthook = excepthook
+    for name, level in library_levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def test_configured_secrets_are_redacted_in_message_args_and_traceback(
@@ -145,3 +156,39 @@ def test_uncaught_exceptions_are_logged_redacted(log_stream: io.StringIO) -> Non
     assert "CRITICAL bridge [-] uncaught exception" in output
     assert "ConnectionError: handshake with [redacted] failed" in output
     assert APP_TOKEN not in output
+
+
+class ReprCounter(str):
+    """A string that counts how often something formats its repr (a debug line does)."""
+
+    formatted = 0
+
+    def __repr__(self) -> str:
+        ReprCounter.formatted += 1
+        return super().__repr__()
+
+
+async def post_through_slack_sdk(slack: FakeSlack) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url + "/")
+    await client.api_call("chat.postMessage", json={"channel": "C1", "text": ReprCounter("hi")})
+
+
+async def test_slack_sdk_builds_no_debug_dump_above_debug(log_stream: io.StringIO) -> None:
+    """slack_sdk formats a dump of every request unless its logger has a level of its own
+    above DEBUG; configure_logging gives it one, and the dump returns at debug level."""
+    async with FakeSlack() as slack:
+        for name in LEVEL_TESTING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        ReprCounter.formatted = 0
+        await post_through_slack_sdk(slack)
+        assert ReprCounter.formatted > 0  # the library's behaviour this guards against
+
+        configure_logging(secret_settings(log_level="info"), stream=log_stream)
+        ReprCounter.formatted = 0
+        await post_through_slack_sdk(slack)
+        assert ReprCounter.formatted == 0
+
+        configure_logging(secret_settings(log_level="debug"), stream=log_stream)
+        await post_through_slack_sdk(slack)
+        assert ReprCounter.formatted > 0
+        assert "Sending a request" in log_stream.getvalue()
