@@ -12,7 +12,10 @@ streams at once; everything else is the production default (edit interval 1 s).
 The bridge process's own figures: its event-loop lag, sampled every 10 ms by a task that
 `benchmarks/loop_lag/sitecustomize.py` adds to its loop (put on PYTHONPATH, the bridge is
 unchanged); its peak RSS (VmHWM) and its CPU time over the soak, from /proc (Linux). The
-latencies come from the fake's and the mock's own records, as in bench_e2e.py.
+latencies come from the fake's and the mock's own records, as in bench_e2e.py, so a pause
+of this process (where the fakes run) would count as the bridge's: the harness runs with
+the bridge's collector thresholds (its call records would otherwise cost full collections
+of 50-80 ms) and prints its own loop lag, to show it did not skew the latencies.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pathlib import Path
 import aiohttp
 
 from bridge.backends.http import UNREACHABLE
+from bridge.gc_tuning import tune_for_serving
+from bridge.tasks import TaskOwner
 from bridge.testing.fake_slack import FakeSlack, SlackCall, signed_headers
 from bridge.testing.mock_backend import MockBackend
 from bridge.testing.process import BridgeProcess, free_port
@@ -63,6 +68,8 @@ COLUMNS = (
     "max",
     "peak RSS MB",
     "CPU ms/answer",
+    "edits/answer",
+    "harness lag p99 ms",
 )
 
 
@@ -77,6 +84,8 @@ class Row:
     lag: list[float]
     peak_rss_mb: float
     cpu_seconds: float
+    text_calls: int  # calls that carried answer text (edits), every answer together
+    harness_lag: list[float]
 
     def cells(self) -> list[str]:
         return [
@@ -92,6 +101,8 @@ class Row:
             ms(max(self.lag, default=math.nan)),
             f"{self.peak_rss_mb:.0f}",
             f"{self.cpu_seconds * 1000 / self.answers:.1f}",
+            f"{self.text_calls / self.answers:.1f}",
+            ms(percentile(self.harness_lag, 99)),
         ]
 
 
@@ -149,6 +160,7 @@ class Soak:
         self.mock = mock
         self.workdir = workdir
         self.ramp = ramp  # seconds over which the questions are sent, evenly spaced
+        self.harness_lag: list[tuple[float, float]] = []  # (when, lag) of this process
 
     def env(self, answers: int, lag_file: Path) -> dict[str, str]:
         return {
@@ -180,8 +192,14 @@ class Soak:
             await self.ask_and_wait(session, process, warm_up)
             questions = [mention(self.slack, answers, n) for n in range(1, answers + 1)]
             cpu_before = proc_cpu_seconds(pid)
+            calls_before = len(self.slack.calls)
+            sampling = TaskOwner("soak harness")
+            sampling.spawn(sample_lag(self.harness_lag), name="harness-loop-lag")
             started = time.monotonic()
-            sent = await self.ask_and_wait(session, process, questions)
+            try:
+                sent = await self.ask_and_wait(session, process, questions)
+            finally:
+                await sampling.stop()
             ended = time.monotonic()
             cpu = proc_cpu_seconds(pid) - cpu_before
             peak = proc_peak_rss_mb(pid)
@@ -201,6 +219,10 @@ class Soak:
             lag=lag,
             peak_rss_mb=peak,
             cpu_seconds=cpu,
+            text_calls=sum(
+                1 for call in self.slack.calls[calls_before:] if call.method in TEXT_METHODS
+            ),
+            harness_lag=[lag for _, lag in self.harness_lag],
         )
 
     async def ask_and_wait(
@@ -275,6 +297,15 @@ class Soak:
         return latencies
 
 
+async def sample_lag(samples: list[tuple[float, float]], interval: float = 0.01) -> None:
+    """This process's event-loop lag, as the bridge's is sampled (loop_lag/sitecustomize.py)."""
+    while True:
+        asked = time.monotonic() + interval
+        await asyncio.sleep(interval)
+        woke = time.monotonic()
+        samples.append((woke, max(woke - asked, 0.0)))
+
+
 def is_final(text: str) -> bool:
     return DONE_TEXT in text and STREAMING_MARKER not in text
 
@@ -311,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk-ms", type=float, default=DEFAULT_CHUNK_MS)
     parser.add_argument("--ramp", type=float, default=DEFAULT_RAMP_SECONDS)
     args = parser.parse_args(argv)
+    tune_for_serving()  # the fakes' call records must not cost this process long pauses
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as workdir:
         rows = asyncio.run(run(args.answers, args.chunk_ms, args.ramp, Path(workdir)))
     print(format_table(rows))
