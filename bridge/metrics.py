@@ -44,6 +44,11 @@ BRIDGE_ADDED = Histogram(
     buckets=_FAST_BUCKETS,
 )
 ACTIVE_STREAMS = Gauge("bridge_active_streams", "Answers currently streaming")
+LOOP_PRESSURE = Gauge(
+    "bridge_loop_pressure",
+    "How busy the event loop is, 0 (idle) to 1 (saturated); above 0.5 progress edits"
+    " slow down so first words and finals go first",
+)
 HTTP_POOL_WAIT = Histogram(
     "bridge_http_pool_wait_seconds",
     "Waits for a free connection in a destination's pool (backend, slack); many mean the"

@@ -71,6 +71,7 @@ class ReplyRenderer:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_message: Callable[[str], None] | None = None,
+        progress_stretch: Callable[[], float] = lambda: 1.0,
     ) -> None:
         self._surface = surface
         self._limit = surface.limits.max_message_chars
@@ -81,6 +82,7 @@ class ReplyRenderer:
         self._clock = clock
         self._sleep = sleep
         self._on_message = on_message
+        self._progress_stretch = progress_stretch
         self._chunks: list[str] = []
         self._status = DEFAULT_STATUS
         # What the platform shows: message ids and their current texts, in order.
@@ -180,13 +182,17 @@ class ReplyRenderer:
 
         The first answer text replaces the placeholder without waiting for the interval
         (only for a 429's Retry-After): the first words are what people wait for, and
-        one early edit per reply stays well inside every platform limit.
+        one early edit per reply stays well inside every platform limit. Later edits
+        wait the interval times `progress_stretch()` (above 1 while the process is
+        saturated, `bridge.load`), so the loop's time goes to first words and finals.
         """
         while not self._closed and self._error is None:
             await self._dirty.wait()
             first_text = bool(self._chunks) and not self._words_shown
             await self._wait_turn(
-                self._blocked_until if first_text else self._last_call + self._interval
+                self._blocked_until
+                if first_text
+                else self._last_call + self._interval * self._progress_stretch()
             )
             self._dirty.clear()
             if not await self._call():

@@ -351,3 +351,29 @@ async def test_a_progress_edit_in_flight_cannot_land_after_the_interruption() ->
     release.set()
     await settle()
     assert surface.messages["m1"] == f"partial answer\n\n{INTERRUPTED_NOTICE}"
+
+
+async def test_a_saturated_loop_stretches_progress_edits_but_not_first_words_or_final() -> None:
+    clock = FakeClock()
+    surface = ScriptedSurface(limits=SurfaceLimits(2000, min_edit_interval=1.0), clock=clock)
+    stretch = 1.0
+    renderer = ReplyRenderer(
+        surface, clock=clock, sleep=clock.sleep, progress_stretch=lambda: stretch
+    )
+    await renderer.start()
+    stretch = 3.0  # bridge.load says the loop is saturated
+    await renderer.append("first")
+    await settle()
+    assert surface.times == [0.0, 0.0]  # placeholder, then the first words at once
+    for step in range(1, 10):
+        await renderer.append(f" {step}")
+        await clock.advance(1.0)
+    assert surface.times == [0.0, 0.0, 3.0, 6.0, 9.0]  # progress: every 3 s, not every 1 s
+    stretch = 1.0
+    await renderer.append(" calm again")
+    await clock.advance(1.0)
+    assert surface.times[-1] == 10.0  # 1 s after the last edit once the loop is calm
+    await renderer.append(" end")
+    await asyncio.wait_for(renderer.finish("the end", []), GUARD)
+    assert surface.times[-1] == clock.now  # the final never waits
+    assert surface.messages == {"m1": "the end"}

@@ -2,7 +2,8 @@
 
 admission (who is answered) → record (claim the turn) → ordering (thread, slot) →
 dispatch (stream and draw) → record (how it ended); liveness and recovery keep turns of
-crashed processes from showing the streaming marker forever; `drain` ends ours.
+crashed processes from showing the streaming marker forever; `drain` ends ours. The
+loop's load (`bridge.load`) paces every reply's progress edits while it saturates.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bridge.chatbots import Chatbots
 from bridge.config import Settings
 from bridge.feedback import Handoffs, ThreadGate
 from bridge.feedback.handoff import RESUMED_TEXT
+from bridge.load import LoopLoad
 from bridge.logs import bind_correlation_id
 from bridge.model import Question, ThreadKey
 from bridge.relay.admission import Admission
@@ -77,6 +79,7 @@ class Relay:
         self._liveness = Liveness(store, instance_id=self.instance_id, interval=liveness_interval)
         self._recovery = Recovery(store, self._liveness, interval=liveness_interval)
         self._answers = TaskOwner("relay")
+        self._load = LoopLoad()
         self.accepting = True
 
     # Adapters ------------------------------------------------------------------------
@@ -182,7 +185,9 @@ class Relay:
 
     async def _answer_accepted(self, question: Question, surface: ReplySurface) -> Outcome:
         record = self._turns.open(question, surface)
-        renderer = ReplyRenderer(surface, on_message=record.posted)
+        renderer = ReplyRenderer(
+            surface, on_message=record.posted, progress_stretch=self._load.stretch
+        )
         waiting_status = self._ordering.waiting_status(question.thread)
         try:
             await renderer.start(waiting_status)
@@ -208,8 +213,10 @@ class Relay:
 
     async def start(self) -> None:
         """Take this process's lock and keep it until `close`, before any question is
-        claimed: other processes on the same database leave our turns alone."""
+        claimed: other processes on the same database leave our turns alone. From then
+        on the loop's load is sampled, to slow progress edits down when it saturates."""
         await self._liveness.start()
+        self._load.start()
 
     async def recover(self) -> int:
         """Mark unfinished turns of processes that are gone as interrupted and edit their
@@ -242,6 +249,7 @@ class Relay:
         stay ours until then), so other processes recover what is left at once."""
         await self._recovery.stop()
         await self._liveness.close()
+        await self._load.stop()
 
 
 async def _fail_visibly_or_record(renderer: ReplyRenderer, record: TurnRecord) -> Outcome:
