@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from bridge.surface import EditKind
-
-log = logging.getLogger(__name__)
+from bridge.tasks import TaskOwner
 
 
 class Priority(IntEnum):
@@ -80,6 +78,7 @@ class TokenBucket:
         self._paused_until = 0.0
         self._waiters: list[_Waiter] = []
         self._arrivals = itertools.count()
+        self._timers = TaskOwner("budget")
         self._timer: asyncio.Task[None] | None = None
         self._timer_due = math.inf
 
@@ -166,8 +165,10 @@ class TokenBucket:
             return
         self._cancel_timer()
         self._timer_due = due
-        self._timer = asyncio.create_task(self._wake(max(due - self._clock(), 0.0)))
-        self._timer.add_done_callback(_log_crash)
+        # A timer that died would leave its waiters waiting: the owner logs how it failed.
+        self._timer = self._timers.spawn(
+            self._wake(max(due - self._clock(), 0.0)), name="budget-timer"
+        )
 
     def _cancel_timer(self) -> None:
         timer, self._timer = self._timer, None
@@ -189,12 +190,6 @@ class TokenBucket:
         if not self._waiters:
             self._cancel_timer()
         self._serve()
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    # Waiters would wait forever for a timer that died; at least say so.
-    if not task.cancelled() and task.exception() is not None:
-        log.error("budget timer crashed", exc_info=task.exception())
 
 
 KIND_PRIORITY: dict[EditKind, Priority] = {

@@ -20,6 +20,7 @@ from bridge.errors import BridgeError, PlatformError, PlatformRateLimited
 from bridge.safety import safe_sources
 from bridge.splitting import Fence, plan_split, split_message
 from bridge.surface import EditKind, ReplySurface
+from bridge.tasks import TaskOwner
 
 __all__ = [
     "FAILURE_NOTICE",
@@ -93,6 +94,7 @@ class ReplyRenderer:
         self._sealed_end = 0
         self._sealed_fence: Fence | None = None
         self._dirty = asyncio.Event()
+        self._tasks = TaskOwner("reply renderer")
         self._flusher: asyncio.Task[None] | None = None
         self._in_call = False
         self._last_call = float("-inf")
@@ -174,8 +176,7 @@ class ReplyRenderer:
 
     def _ensure_flusher(self) -> None:
         if self._flusher is None and not self._closed:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="reply-flusher")
-            self._flusher.add_done_callback(_log_crash)
+            self._flusher = self._tasks.spawn(self._flush_loop(), name="reply-flusher")
 
     async def _flush_loop(self) -> None:
         """Send the latest text whenever there is news and the interval has passed.
@@ -365,8 +366,3 @@ class _Draft:
 
     def sent_kind_or(self, kind: EditKind) -> EditKind:
         return kind if self._sent is None else self._sent[1]
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("reply flusher crashed", exc_info=task.exception())

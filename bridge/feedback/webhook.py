@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from bridge import metrics
+from bridge.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,13 @@ class FeedbackWebhook:
         self._first_retry = first_retry
         self._max_retry = max_retry
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self._tasks = TaskOwner("feedback webhook")
         self._worker: asyncio.Task[None] | None = None
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one payload; returns at once."""
         if self._worker is None:
-            self._worker = asyncio.create_task(self._deliver_all(), name="feedback-webhook")
-            self._worker.add_done_callback(_log_crash)
+            self._worker = self._tasks.spawn(self._deliver_all(), name="feedback-webhook")
         try:
             self._queue.put_nowait(payload)
         except asyncio.QueueFull:
@@ -76,8 +77,7 @@ class FeedbackWebhook:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_GRACE_SECONDS):
                 await self._queue.join()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await self._tasks.stop()
         if not self._queue.empty():
             log.warning("feedback webhook: %d votes not delivered at shutdown", self._queue.qsize())
 
@@ -130,8 +130,3 @@ class FeedbackWebhook:
                 return f"receiver answered HTTP {response.status}"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return f"receiver unreachable ({type(exc).__name__})"
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("feedback webhook worker crashed", exc_info=task.exception())
