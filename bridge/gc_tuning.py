@@ -25,5 +25,8 @@ every third ~13 ms, for the same total time."""
 
 
 def tune_for_serving() -> None:
-    """Set `GC_THRESHOLDS`; `bridge run` and `bridge serve` call it as they start."""
+    """Set `GC_THRESHOLDS`, and move what exists at start-up (modules, classes, functions
+    of the libraries: about 70,000 objects, 22 ms of every full collection) out of the
+    collector's sight for good; `bridge run` and `bridge serve` call it as they start."""
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
