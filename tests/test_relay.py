@@ -102,6 +102,22 @@ async def test_answer_streams_with_sources_and_records_turn(
     assert turn.reply_message_ids == tuple(surface.messages)
 
 
+@pytest.mark.parametrize("store_text", [False, True])
+async def test_message_text_is_recorded_only_when_asked(
+    mock: MockBackend, tmp_path: Path, store_text: bool
+) -> None:
+    settings = make_settings(mock, tmp_path, "wonderchat", bridge_store_text=store_text)
+    async with open_runtime(settings) as rt:
+        await rt.relay.answer(question("How do refunds work?", "E1"), RecordingSurface())
+        turn = await rt.store.get_turn("slack", "E1")
+    assert turn is not None and turn.status == TurnStatus.DONE
+    if store_text:  # BRIDGE_STORE_TEXT: the question as claimed, the answer as shown
+        assert turn.question_text == "How do refunds work?"
+        assert turn.answer_text and "refund" in turn.answer_text.lower()
+    else:
+        assert turn.question_text is None and turn.answer_text is None
+
+
 async def test_conversation_id_stored_on_turn_one_and_sent_on_turn_two(
     runtime: Runtime, mock: MockBackend
 ) -> None:

@@ -194,7 +194,6 @@ class Relay:
             metrics.BRIDGE_ADDED.labels(question.thread.platform).observe(
                 max(0.0, time.monotonic() - question.received_at)
             )
-            await record.save(question_text=question.text)
             async with self._ordering.turn(question.thread):
                 if waiting_status is not None:
                     await renderer.status(DEFAULT_STATUS)
