@@ -22,13 +22,13 @@ from bridge.tasks import TaskOwner
 
 SAMPLE_SECONDS = 0.25
 # Below this share of one core the loop answers callbacks promptly: no stretch.
-CALM_PRESSURE = 0.5
+CALM_PRESSURE = 0.4
 # At this share (or a timer this many sample periods late) the stretch is at its largest.
-SATURATED_PRESSURE = 0.9
-MAX_STRETCH = 3.0
+SATURATED_PRESSURE = 0.8
+MAX_STRETCH = 4.0
 # Each sample moves the smoothed pressure this far towards the newest reading, so one
-# busy quarter-second does not halve the edit rate and a lasting load does within a second.
-SMOOTHING = 0.5
+# busy quarter-second does not slow edits down and a lasting load does within a second.
+SMOOTHING = 0.35
 
 
 def stretch_for(pressure: float) -> float:

@@ -46,7 +46,7 @@ BRIDGE_ADDED = Histogram(
 ACTIVE_STREAMS = Gauge("bridge_active_streams", "Answers currently streaming")
 LOOP_PRESSURE = Gauge(
     "bridge_loop_pressure",
-    "How busy the event loop is, 0 (idle) to 1 (saturated); above 0.5 progress edits"
+    "How busy the event loop is, 0 (idle) to 1 (saturated); above 0.4 progress edits"
     " slow down so first words and finals go first",
 )
 HTTP_POOL_WAIT = Histogram(
