@@ -160,7 +160,7 @@ class Soak:
         self.mock = mock
         self.workdir = workdir
         self.ramp = ramp  # seconds over which the questions are sent, evenly spaced
-        self.harness_lag: list[tuple[float, float]] = []  # (when, lag) of this process
+        self.harness_lag: list[float] = []  # this process's loop lag over the soak
 
     def env(self, answers: int, lag_file: Path) -> dict[str, str]:
         return {
@@ -222,7 +222,7 @@ class Soak:
             text_calls=sum(
                 1 for call in self.slack.calls[calls_before:] if call.method in TEXT_METHODS
             ),
-            harness_lag=[lag for _, lag in self.harness_lag],
+            harness_lag=self.harness_lag,
         )
 
     async def ask_and_wait(
@@ -297,13 +297,13 @@ class Soak:
         return latencies
 
 
-async def sample_lag(samples: list[tuple[float, float]], interval: float = 0.01) -> None:
-    """This process's event-loop lag, as the bridge's is sampled (loop_lag/sitecustomize.py)."""
+async def sample_lag(samples: list[float], interval: float = 0.01) -> None:
+    """This process's event-loop lag, sampled as the bridge's is (loop_lag/sitecustomize.py;
+    that probe must load before anything else in the bridge's process, so it stands alone)."""
     while True:
         asked = time.monotonic() + interval
         await asyncio.sleep(interval)
-        woke = time.monotonic()
-        samples.append((woke, max(woke - asked, 0.0)))
+        samples.append(max(time.monotonic() - asked, 0.0))
 
 
 def is_final(text: str) -> bool:
