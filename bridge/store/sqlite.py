@@ -229,6 +229,30 @@ def _migrate(db: sqlite_utils.Database) -> int:
     return max(current, len(MIGRATIONS))
 
 
+# How long to wait between two tries at switching a new database file to WAL.
+WAL_RETRY_SECONDS = 0.05
+
+
+def _enable_wal(db: sqlite_utils.Database) -> None:
+    """Switch the file to WAL mode, waiting up to `BUSY_TIMEOUT_SECONDS` for another
+    process doing the same.
+
+    The switch needs the file to itself. When two processes open the same new file at
+    once (a deploy's old and new process, `serve` beside `run`), SQLite answers the
+    second one "database is locked" at once instead of calling its busy handler, which
+    would risk a deadlock between two readers that both want to write.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(WAL_RETRY_SECONDS)
+
+
 def _connect(path: str) -> sqlite_utils.Database:
     """Open the connection (on the worker thread that will own it) and tune it."""
     if path != MEMORY:
@@ -240,7 +264,7 @@ def _connect(path: str) -> sqlite_utils.Database:
         # WAL lets readers (a second process, the sqlite3 shell) work during writes;
         # synchronous=NORMAL is WAL's recommended pairing: durable across crashes of the
         # process, and a power cut can lose at most the last few commits, never corrupt.
-        db.enable_wal()
+        _enable_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         conn.close()  # a file that is not a database: do not leak the handle
